@@ -100,7 +100,15 @@ chat_template *chat_template_load(const char *model_dir, const char *override_pa
     if (model_dir && is_directory(model_dir)) {
         cfg_path = path_join(model_dir, "tokenizer_config.json");
         jinja_path = path_join(model_dir, "chat_template.jinja");
-        if (path_exists(cfg_path) && !(cfg = json_load_path(cfg_path))) goto fail;
+        if (path_exists(cfg_path)) {
+            /* model_max_length is often 1e30 written as an integer: read integers as reals */
+            json_error_t err;
+            cfg = json_load_file(cfg_path, JSON_DECODE_INT_AS_REAL, &err);
+            if (!cfg) {
+                kiln_error("%s:%d:%d: %s", cfg_path, err.line, err.column, err.text);
+                goto fail;
+            }
+        }
     }
     ct->tokens = special_tokens(cfg);
     const char *file = override_path ? override_path

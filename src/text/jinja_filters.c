@@ -204,22 +204,13 @@ FILTER(f_dictsort) {
 
 FILTER(f_escape) {
     NOARGS("escape");
-    jv *s = jv_to_str(c, v);
-    outbuf b = {0};
-    for (size_t i = 0; i < s->u.str.len; i++) {
-        char ch = s->u.str.s[i];
-        switch (ch) {
-        case '&': ob_put(c, &b, "&amp;", 5); break;
-        case '<': ob_put(c, &b, "&lt;", 4); break;
-        case '>': ob_put(c, &b, "&gt;", 4); break;
-        case '"': ob_put(c, &b, "&#34;", 5); break;
-        case '\'': ob_put(c, &b, "&#39;", 5); break;
-        default: ob_putc(c, &b, ch);
-        }
-    }
-    jv *r = jv_str(c, b.s ? b.s : "", b.len);
-    ob_free(&b);
-    return r;
+    if (v->kind == JV_STR && v->u.str.safe) return v;
+    return html_escape(c, jv_to_str(c, v));
+}
+
+FILTER(f_forceescape) {
+    NOARGS("forceescape");
+    return html_escape(c, jv_to_str(c, v));
 }
 
 FILTER(f_first) {
@@ -439,6 +430,7 @@ FILTER(f_title) {
 static int run_test(jctx *c, jv *item, const char *name, jv **extra, int nextra);
 
 static jv *select_common(jctx *c, jv *v, jargs *a, bool by_attr, bool keep) {
+    if (!jv_truthy(v)) return gen_list(c); /* Jinja2: `if value:` guards the loop */
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
     int k = 0;
@@ -480,6 +472,7 @@ FILTER(f_selectattr) { return select_common(c, v, a, true, true); }
 FILTER(f_rejectattr) { return select_common(c, v, a, true, false); }
 
 FILTER(f_map) {
+    if (!jv_truthy(v)) return gen_list(c);
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
     jv *out = gen_list(c);
@@ -595,7 +588,10 @@ FILTER(f_round) {
 
 FILTER(f_safe) {
     NOARGS("safe");
-    return jv_to_str(c, v);
+    jv *s = jv_to_str(c, v);
+    jv *r = jv_strref(c, s->u.str.s, s->u.str.len);
+    r->u.str.safe = true;
+    return r;
 }
 
 FILTER(f_sort) {
@@ -718,7 +714,7 @@ static const named_filter filters[] = {
     {"capitalize", f_capitalize}, {"center", f_center}, {"count", f_length},
     {"d", f_default},     {"default", f_default},   {"dictsort", f_dictsort},
     {"e", f_escape},      {"escape", f_escape},     {"first", f_first},
-    {"float", f_float},   {"forceescape", f_escape}, {"format", f_format},
+    {"float", f_float},   {"forceescape", f_forceescape}, {"format", f_format},
     {"indent", f_indent}, {"int", f_int},           {"items", f_items},
     {"join", f_join},     {"last", f_last},         {"length", f_length},
     {"list", f_list},     {"lower", f_lower},       {"map", f_map},

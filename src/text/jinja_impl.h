@@ -77,6 +77,7 @@ struct jv {
         struct {
             const char *s;
             size_t len;
+            bool safe; /* markupsafe.Markup (from |safe): `+` escapes the other side */
         } str;
         struct {
             jv **v;
@@ -186,6 +187,7 @@ jv *py_str_index(jctx *c, const jv *s, long long idx); /* one code point, or NUL
 jv *py_str_chars(jctx *c, const jv *s);                /* list of one-character strings */
 jv *py_percent_format(jctx *c, const jv *fmt, const jv *args);
 jv *py_str_format(jctx *c, const jv *fmt, jargs *a);
+jv *html_escape(jctx *c, const jv *s); /* markupsafe.escape: & < > " ' */
 long long py_str_find(const jv *s, const jv *sub, bool from_right); /* code point index or -1 */
 
 /* ---- lexer and parser (jinja_lex.c, jinja_parse.c) ---- */

@@ -787,6 +787,12 @@ jv *py_binop(jctx *c, int op, jv *a, jv *b) {
     }
     if (op == OP_ADD) {
         if (a->kind == JV_STR && b->kind == JV_STR) {
+            bool safe = a->u.str.safe || b->u.str.safe;
+            if (safe) {
+                /* Markup + str escapes the plain side, as markupsafe does */
+                if (!a->u.str.safe) a = html_escape(c, a);
+                if (!b->u.str.safe) b = html_escape(c, b);
+            }
             size_t n = a->u.str.len + b->u.str.len;
             if (n > JJ_MAX_OUTPUT) {
                 jerr(c, "string is larger than the limit (%u bytes)", JJ_MAX_OUTPUT);
@@ -795,7 +801,9 @@ jv *py_binop(jctx *c, int op, jv *a, jv *b) {
             char *s = arena_alloc(&c->ar, n + 1);
             memcpy(s, a->u.str.s, a->u.str.len);
             memcpy(s + a->u.str.len, b->u.str.s, b->u.str.len);
-            return jv_strref(c, s, n);
+            jv *r = jv_strref(c, s, n);
+            r->u.str.safe = safe;
+            return r;
         }
         if (jv_is_seq(a) && jv_is_seq(b) && a->u.list.seq == b->u.list.seq) {
             jv *l = jv_list(c, a->u.list.seq, a->u.list.n + b->u.list.n);

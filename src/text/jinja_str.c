@@ -668,3 +668,22 @@ jv *py_str_format(jctx *c, const jv *fmt, jargs *a) {
     ob_free(&b);
     return r;
 }
+
+jv *html_escape(jctx *c, const jv *s) {
+    outbuf b = {0};
+    for (size_t i = 0; i < s->u.str.len; i++) {
+        char ch = s->u.str.s[i];
+        switch (ch) {
+        case '&': ob_put(c, &b, "&amp;", 5); break;
+        case '<': ob_put(c, &b, "&lt;", 4); break;
+        case '>': ob_put(c, &b, "&gt;", 4); break;
+        case '"': ob_put(c, &b, "&#34;", 5); break;
+        case '\'': ob_put(c, &b, "&#39;", 5); break;
+        default: ob_putc(c, &b, ch);
+        }
+    }
+    jv *r = jv_str(c, b.s ? b.s : "", b.len);
+    ob_free(&b);
+    r->u.str.safe = true;
+    return r;
+}
