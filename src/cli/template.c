@@ -4,7 +4,7 @@
  * apply_chat_template(messages, tools=..., tokenize=False, add_generation_prompt=...,
  * **kwargs) returns it, byte for byte, with no newline added.
  * A hidden `kiln template --batch CASES.json` renders many cases in one process for the
- * tests: CASES is a list of {"model", "chat_template", "messages", "tools",
+ * tests: CASES is a list of {"model", "chat_template" (a file) or "template_source", "messages", "tools",
  * "add_generation_prompt", "kwargs"}; it prints a JSON list of {"text"} or {"error"}.
  */
 #include "cli/cli.h"
@@ -60,7 +60,9 @@ static int run_batch(const char *path) {
     json_array_foreach(cases, i, cs) {
         const char *model = json_string_value(json_object_get(cs, "model"));
         const char *file = json_string_value(json_object_get(cs, "chat_template"));
-        char *key = xasprintf("%s\n%s", model ? model : "", file ? file : "");
+        const char *source = json_string_value(json_object_get(cs, "template_source"));
+        char *key = xasprintf("%s\n%s\n%s", model ? model : "", file ? file : "",
+                              source ? source : "");
         chat_template *ct = NULL;
         size_t k;
         for (k = 0; k < json_array_size(cache_keys); k++)
@@ -68,7 +70,7 @@ static int run_batch(const char *path) {
         if (k < json_array_size(cache_keys))
             ct = cache[k];
         else {
-            ct = chat_template_load(model, file);
+            ct = source ? chat_template_parse(source, model) : chat_template_load(model, file);
             if (k < ARRAY_LEN(cache)) {
                 cache[k] = ct;
                 json_array_append_new(cache_keys, json_string(key));

@@ -148,6 +148,25 @@ fail:
     return NULL;
 }
 
+chat_template *chat_template_parse(const char *source, const char *model_dir) {
+    chat_template *ct = xcalloc(1, sizeof(*ct));
+    json_t *cfg = NULL;
+    if (model_dir && is_directory(model_dir)) {
+        char *cfg_path = path_join(model_dir, "tokenizer_config.json");
+        json_error_t err;
+        if (path_exists(cfg_path)) cfg = json_load_file(cfg_path, JSON_DECODE_INT_AS_REAL, &err);
+        free(cfg_path);
+    }
+    ct->tokens = special_tokens(cfg);
+    json_decref(cfg);
+    ct->origin = xstrdup("chat template");
+    if (!(ct->dflt = jinja_parse(source, strlen(source)))) {
+        chat_template_free(ct);
+        return NULL;
+    }
+    return ct;
+}
+
 char *chat_template_render(const chat_template *ct, const json_t *messages, const json_t *tools,
                            bool add_generation_prompt, const json_t *kwargs) {
     bool have_tools = tools && !json_is_null(tools);

@@ -32,7 +32,22 @@ static jv *lookup(scope *sc, const char *name) {
 }
 
 static void assign(jctx *c, scope *sc, const char *name, jv *v) {
-    jv_dict_set(c, sc->vars, jv_strref(c, name, strlen(name)), v);
+    jv *d = sc->vars;
+    size_t len = strlen(name);
+    for (size_t i = 0; i < d->u.dict.n; i++) {
+        jv *k = d->u.dict.k[i];
+        if (k->u.str.len == len && !memcmp(k->u.str.s, name, len)) {
+            d->u.dict.v[i] = v;
+            return;
+        }
+    }
+    /* a loop scope that was reset keeps its old keys past n: reuse the one in the next slot */
+    jv *key = NULL;
+    if (d->u.dict.n < d->u.dict.cap) {
+        jv *old = d->u.dict.k[d->u.dict.n];
+        if (old && old->u.str.len == len && !memcmp(old->u.str.s, name, len)) key = old;
+    }
+    jv_dict_set(c, d, key ? key : jv_strref(c, name, len), v);
 }
 
 /* Counts one unit of work (loop iteration, macro call) against the render's budget. */
@@ -69,7 +84,7 @@ static void unpack_assign(jctx *c, scope *sc, const node *target, jv *v) {
                  ns ? jv_type_name(ns) : "an undefined value");
             return;
         }
-        jv_dict_set(c, ns, jv_strref(c, target->name, strlen(target->name)), v);
+        jv_dict_set(c, ns, jv_cstr(c, target->name), v);
         return;
     }
     /* tuple of names */
@@ -375,9 +390,10 @@ static int exec_for(jctx *c, scope *sc, const node *nd) {
     if (nd->c) {
         /* `for x in xs if cond`: the loop (and loop.length) sees only the kept items */
         jv *kept = jv_list(c, SEQ_LIST, items->u.list.n);
+        scope *fs = new_scope(c, sc);
         for (size_t i = 0; i < items->u.list.n; i++) {
             if (!step(c)) return ST_ERR;
-            scope *fs = new_scope(c, sc);
+            fs->vars->u.dict.n = 0;
             unpack_assign(c, fs, nd->a, items->u.list.v[i]);
             jv *keep = eval(c, fs, nd->c);
             if (c->failed) return ST_ERR;
@@ -391,9 +407,13 @@ static int exec_for(jctx *c, scope *sc, const node *nd) {
     lp->n = (long long)items->u.list.n;
     jv *loopv = jv_new(c, JV_LOOP);
     loopv->u.loop = lp;
+    /* one scope for all iterations, emptied each time, unless a macro defined in the body
+     * could keep a reference to it */
+    scope *shared = nd->flag ? NULL : new_scope(c, sc);
     for (lp->i = 0; lp->i < lp->n; lp->i++) {
         if (!step(c)) return ST_ERR;
-        scope *it = new_scope(c, sc);
+        scope *it = shared ? shared : new_scope(c, sc);
+        it->vars->u.dict.n = 0;
         unpack_assign(c, it, nd->a, lp->items[lp->i]);
         assign(c, it, "loop", loopv);
         if (c->failed) return ST_ERR;

@@ -11,9 +11,10 @@
 
 /* ---- limits that keep a hostile template from crashing or hanging the process ---- */
 #define JJ_MAX_OUTPUT      (16u << 20) /* bytes of rendered text (and of any one string) */
-#define JJ_MAX_MEMORY      (512u << 20) /* bytes the values of one render may use */
+#define JJ_MAX_MEMORY      (256u << 20) /* bytes the values of one render may use */
 #define JJ_MAX_DEPTH       400          /* nested evaluation (macro recursion counts here) */
-#define JJ_MAX_STEPS       5000000      /* loop iterations + macro calls per render */
+#define JJ_MAX_STEPS       1000000      /* loop iterations + macro calls per render */
+#define JJ_MAX_ITEMS       1000000      /* items in one list */
 #define JJ_MAX_RANGE       100000       /* as Jinja's sandbox (MAX_RANGE) */
 #define JJ_MAX_PARSE_DEPTH 200
 
@@ -143,6 +144,7 @@ void jv_list_push(jctx *c, jv *list, jv *item);
 jv *jv_dict(jctx *c);
 jv *jv_dict_get(const jv *d, const jv *key);
 jv *jv_dict_gets(const jv *d, const char *key);
+jv *jv_dict_getn(const jv *d, const char *key, size_t len);
 void jv_dict_set(jctx *c, jv *d, jv *key, jv *val);
 jv *jv_undef(jctx *c, const char *fmt, ...) KILN_PRINTF(2, 3);
 jv *jv_builtin(jctx *c, const char *name, jbuiltin fn, jv *self);
@@ -267,7 +269,7 @@ struct node {
     node_kind kind;
     int line;
     int op;    /* operator token char(s) packed, or a flag */
-    bool flag; /* test negated; for-loop recursive */
+    bool flag; /* test negated; for-loop: the body defines macros (its scope may be kept) */
     const char *name;
     jv *value;
     node *a, *b, *c, *d;

@@ -612,7 +612,7 @@ static jv *attr_raw(jctx *c, jv *obj, const char *name, size_t len, bool *found)
         if (!m && obj->u.list.seq == SEQ_LIST && in_names(list_mutators, ARRAY_LEN(list_mutators), name, len))
             m = jv_undef(c, "access to attribute '%.*s' of 'list' object is unsafe", (int)len, name);
         break;
-    case JV_NS: m = jv_dict_get(obj, jv_strref(c, name, len)); break;
+    case JV_NS: m = jv_dict_getn(obj, name, len); break;
     case JV_LOOP: {
         jloop *lp = obj->u.loop;
 #define IS(s) (len == strlen(s) && !memcmp(name, s, len))
@@ -646,8 +646,13 @@ jv *jinja_getattr(jctx *c, jv *obj, const char *name, size_t len) {
     if (found) return v;
     if (len && name[0] == '_' && obj->kind != JV_DICT)
         return jv_undef(c, "access to attribute '%.*s' is unsafe", (int)len, name);
-    v = getitem_raw(c, obj, jv_strref(c, name, len), &found);
-    if (found) return v;
+    if (obj->kind == JV_DICT) {
+        v = jv_dict_getn(obj, name, len);
+        if (v) return v;
+    } else {
+        v = getitem_raw(c, obj, jv_strref(c, name, len), &found);
+        if (found) return v;
+    }
     return jv_undef(c, "'%s object' has no attribute '%.*s'", obj->kind == JV_DICT ? "dict" : jv_type_name(obj), (int)len, name);
 }
 

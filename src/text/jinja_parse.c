@@ -670,6 +670,19 @@ static node *parse_filter_expr(parser *P, node *nd) {
 }
 
 /* ---- statements ---- */
+
+/* Does a body define a macro or call block anywhere (such a closure may outlive its scope)? */
+static bool defines_closures(const nodelist *body) {
+    for (int i = 0; i < body->n; i++) {
+        const node *nd = body->v[i];
+        if (nd->kind == N_MACRO || nd->kind == N_CALLBLOCK) return true;
+        if (nd->kind >= E_CONST) continue;
+        if (defines_closures(&nd->list) || defines_closures(&nd->list2) ||
+            defines_closures(&nd->list3))
+            return true;
+    }
+    return false;
+}
 static bool parse_body(parser *P, const char *const *ends, int nends, vec *out);
 
 static bool expect_block_end(parser *P) {
@@ -829,6 +842,7 @@ static node *parse_statement(parser *P) {
             return NULL;
         }
         nd->list = as_list(&body);
+        nd->flag = defines_closures(&nd->list);
         if (k == 0) {
             if (!expect_block_end(P)) return NULL;
             static const char *const end_for[] = {"endfor"};

@@ -81,7 +81,21 @@ jv *jv_new(jctx *c, jv_kind kind) {
     return v;
 }
 
+/* Small integers are shared (values are immutable), as CPython does: loops allocate less. */
+static jv small_ints[1024];
+static int small_ints_ready; /* benign race: every thread writes the same bytes */
+
 jv *jv_int(jctx *c, long long i) {
+    if (i >= 0 && i < (long long)ARRAY_LEN(small_ints)) {
+        if (!__atomic_load_n(&small_ints_ready, __ATOMIC_ACQUIRE)) {
+            for (size_t k = 0; k < ARRAY_LEN(small_ints); k++) {
+                small_ints[k].kind = JV_INT;
+                small_ints[k].u.i = (long long)k;
+            }
+            __atomic_store_n(&small_ints_ready, 1, __ATOMIC_RELEASE);
+        }
+        return &small_ints[i];
+    }
     jv *v = jv_new(c, JV_INT);
     v->u.i = i;
     return v;
@@ -111,6 +125,10 @@ jv *jv_str(jctx *c, const char *s, size_t len) {
 jv *jv_cstr(jctx *c, const char *s) { return jv_str(c, s, strlen(s)); }
 
 jv *jv_list(jctx *c, jv_seq seq, size_t cap) {
+    if (cap > JJ_MAX_ITEMS) {
+        jerr(c, "list is longer than the limit (%d items)", JJ_MAX_ITEMS);
+        cap = 4;
+    }
     jv *v = jv_new(c, JV_LIST);
     v->u.list.seq = seq;
     v->u.list.cap = cap ? cap : 4;
@@ -120,6 +138,10 @@ jv *jv_list(jctx *c, jv_seq seq, size_t cap) {
 
 void jv_list_push(jctx *c, jv *l, jv *item) {
     if (l->u.list.n == l->u.list.cap) {
+        if (l->u.list.cap >= JJ_MAX_ITEMS) {
+            jerr(c, "list is longer than the limit (%d items)", JJ_MAX_ITEMS);
+            return;
+        }
         size_t cap = l->u.list.cap * 2;
         jv **nv = arena_alloc(&c->ar, cap * sizeof(jv *));
         memcpy(nv, l->u.list.v, l->u.list.n * sizeof(jv *));
@@ -151,8 +173,9 @@ jv *jv_dict_get(const jv *d, const jv *key) {
     return NULL;
 }
 
-jv *jv_dict_gets(const jv *d, const char *key) {
-    size_t len = strlen(key);
+jv *jv_dict_gets(const jv *d, const char *key) { return jv_dict_getn(d, key, strlen(key)); }
+
+jv *jv_dict_getn(const jv *d, const char *key, size_t len) {
     for (size_t i = 0; i < d->u.dict.n; i++) {
         const jv *k = d->u.dict.k[i];
         if (k->kind == JV_STR && k->u.str.len == len && !memcmp(k->u.str.s, key, len))

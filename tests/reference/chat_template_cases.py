@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Builds and checks kiln's chat-template comparison (tests/integration/test_chat_templates.sh).
 
-  chat_template_cases.py build NODE_MODULES OUT.json   every template x every conversation
+  chat_template_cases.py build NODE_MODULES OUT.json   every template x every conversation,
+      and each snippet of tests/fixtures/jinja-features.json
   chat_template_cases.py compare CASES.json EXPECTED.json GOT.json
       prints one TAP line per template: ok when every conversation renders to the same
       bytes as Jinja2 (render_template.py), or fails in both where the template raises.
@@ -31,6 +32,16 @@ def build(node_modules, out_path):
                 "chat_template": tpl, "messages": conv["messages"], "tools": conv.get("tools"),
                 "add_generation_prompt": conv.get("add_generation_prompt", True),
                 "kwargs": kwargs})
+    # Jinja features one by one: each snippet is its own "template" with one conversation
+    with open(os.path.join(FIXTURES, "jinja-features.json"), encoding="utf-8") as f:
+        features = json.load(f)
+    sample = next(c for c in conversations if c["name"] == "multi-turn")
+    for i, feat in enumerate(features):
+        cases.append({
+            "template": "feature %d %s" % (i, json.dumps(feat["template"][:40])),
+            "conversation": "multi-turn", "model": None, "template_source": feat["template"],
+            "messages": sample["messages"], "tools": None, "add_generation_prompt": True,
+            "kwargs": feat["vars"]})
     with open(out_path, "w", encoding="utf-8") as f:
         json.dump(cases, f, ensure_ascii=False)
 

@@ -9,7 +9,8 @@ json.dumps(ensure_ascii=False, ...), and the globals raise_exception and strftim
   render_template.py --one MODEL MESSAGES.json [--tools F] [--no-generation-prompt]
                      [--kwargs JSON] [--chat-template FILE]   -> the prompt on stdout
 
-CASES.json is the list `kiln template --batch` reads: {"model", "chat_template",
+CASES.json is the list `kiln template --batch` reads: {"model", "chat_template" (a file) or
+"template_source",
 "messages", "tools", "add_generation_prompt", "kwargs"}.
 Run with Debian's /usr/bin/python3 (python3-jinja2).
 """
@@ -74,7 +75,7 @@ def _token_text(v):
     return v if isinstance(v, str) else None
 
 
-def load_model(model, template_file):
+def load_model(model, template_file, template_source=None):
     """Returns (templates: {name: source}, special-token variables)."""
     cfg = {}
     jinja_file = None
@@ -93,6 +94,8 @@ def load_model(model, template_file):
     extra = cfg.get("additional_special_tokens")
     if isinstance(extra, list):
         tokens["additional_special_tokens"] = [t for t in map(_token_text, extra) if t is not None]
+    if template_source is not None:
+        return {"default": template_source}, tokens
     source = template_file or jinja_file
     if source:
         with open(source, encoding="utf-8", newline="") as f:
@@ -127,7 +130,7 @@ def run_cases(path):
     cache = {}
     out = []
     for case in cases:
-        key = (case.get("model"), case.get("chat_template"))
+        key = (case.get("model"), case.get("chat_template"), case.get("template_source"))
         try:
             if key not in cache:
                 try:
