@@ -4,8 +4,8 @@
  * apply_chat_template(messages, tools=..., tokenize=False, add_generation_prompt=...,
  * **kwargs) returns it, byte for byte, with no newline added.
  * A hidden `kiln template --batch CASES.json` renders many cases in one process for the
- * tests: CASES is a list of {"model", "chat_template" (a file) or "template_source", "messages", "tools",
- * "add_generation_prompt", "kwargs"}; it prints a JSON list of {"text"} or {"error"}.
+ * tests: CASES is a list of {"model", "chat_template" (a file) or "template_source", "messages",
+ * "tools", "add_generation_prompt", "kwargs"}; it prints a JSON list of {"text"} or {"error"}.
  */
 #include "cli/cli.h"
 #include "text/text.h"
@@ -55,14 +55,13 @@ static int run_batch(const char *path) {
     /* templates are parsed once per (model, chat_template) pair */
     json_t *cache_keys = json_array();
     chat_template *cache[64] = {0};
-    size_t i;
-    json_t *cs;
-    json_array_foreach(cases, i, cs) {
+    for (size_t i = 0; i < json_array_size(cases); i++) {
+        json_t *cs = json_array_get(cases, i);
         const char *model = json_string_value(json_object_get(cs, "model"));
         const char *file = json_string_value(json_object_get(cs, "chat_template"));
         const char *source = json_string_value(json_object_get(cs, "template_source"));
-        char *key = xasprintf("%s\n%s\n%s", model ? model : "", file ? file : "",
-                              source ? source : "");
+        char *key =
+            xasprintf("%s\n%s\n%s", model ? model : "", file ? file : "", source ? source : "");
         chat_template *ct = NULL;
         size_t k;
         for (k = 0; k < json_array_size(cache_keys); k++)
@@ -81,10 +80,9 @@ static int run_batch(const char *path) {
         if (ct) {
             json_t *tools = json_object_get(cs, "tools");
             json_t *agp = json_object_get(cs, "add_generation_prompt");
-            text = chat_template_render(ct, json_object_get(cs, "messages"),
-                                        json_is_null(tools) ? NULL : tools,
-                                        agp ? json_is_true(agp) : true,
-                                        json_object_get(cs, "kwargs"));
+            text = chat_template_render(
+                ct, json_object_get(cs, "messages"), json_is_null(tools) ? NULL : tools,
+                agp ? json_is_true(agp) : true, json_object_get(cs, "kwargs"));
         }
         if (text)
             json_array_append_new(results, json_pack("{s:s}", "text", text));

@@ -47,9 +47,8 @@ static json_t *special_tokens(const json_t *cfg) {
     json_t *extra = json_object_get(cfg, "additional_special_tokens");
     if (json_is_array(extra)) {
         json_t *list = json_array();
-        size_t i;
-        json_t *v;
-        json_array_foreach(extra, i, v) {
+        for (size_t i = 0; i < json_array_size(extra); i++) {
+            json_t *v = json_array_get(extra, i);
             if (json_is_object(v)) v = json_object_get(v, "content");
             if (json_is_string(v)) json_array_append(list, v);
         }
@@ -68,9 +67,8 @@ static int load_from_config(chat_template *ct, const json_t *tpl, const char *or
                    origin);
         return -1;
     }
-    size_t i;
-    json_t *item;
-    json_array_foreach(tpl, i, item) {
+    for (size_t i = 0; i < json_array_size(tpl); i++) {
+        json_t *item = json_array_get(tpl, i);
         const char *name = json_string_value(json_object_get(item, "name"));
         const char *src = json_string_value(json_object_get(item, "template"));
         if (!name || !src) {
@@ -111,7 +109,7 @@ chat_template *chat_template_load(const char *model_dir, const char *override_pa
         }
     }
     ct->tokens = special_tokens(cfg);
-    const char *file = override_path ? override_path
+    const char *file = override_path                           ? override_path
                        : jinja_path && path_exists(jinja_path) ? jinja_path
                                                                : NULL;
     if (file) {

@@ -95,8 +95,7 @@ static void unpack_assign(jctx *c, scope *sc, const node *target, jv *v) {
         if (items->u.list.n > want)
             jerr(c, "too many values to unpack (expected %zu)", want);
         else
-            jerr(c, "not enough values to unpack (expected %zu, got %zu)", want,
-                 items->u.list.n);
+            jerr(c, "not enough values to unpack (expected %zu, got %zu)", want, items->u.list.n);
         return;
     }
     for (size_t i = 0; i < want; i++) unpack_assign(c, sc, target->list.v[i], items->u.list.v[i]);
@@ -237,12 +236,14 @@ static jv *eval_filter(jctx *c, scope *sc, const node *nd) {
     if (c->failed) return JV_UNDEFINED;
     jargs a;
     if (!eval_args(c, sc, nd, &a)) return JV_UNDEFINED;
+    // cppcheck-suppress returnDanglingLifetime ; filters return arena values, never &a
     return nd->filter(c, in, &a);
 }
 
 static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
     switch (nd->kind) {
-    case E_CONST: return nd->value;
+    case E_CONST:
+        return nd->value;
     case E_NAME: {
         jv *v = lookup(sc, nd->name);
         return v ? v : jv_undef(c, "'%s' is undefined", nd->name);
@@ -293,7 +294,8 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         if (!eval_args(c, sc, nd, &a)) return JV_UNDEFINED;
         return jinja_call(c, fn, &a);
     }
-    case E_FILTER: return eval_filter(c, sc, nd);
+    case E_FILTER:
+        return eval_filter(c, sc, nd);
     case E_TEST: {
         jv *v = eval(c, sc, nd->a);
         if (c->failed) return JV_UNDEFINED;
@@ -352,8 +354,9 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         if (c->failed) return JV_UNDEFINED;
         if (jv_truthy(cond)) return eval(c, sc, nd->a);
         if (nd->c) return eval(c, sc, nd->c);
-        return jv_undef(c, "the inline if-expression on line %d evaluated to false and no else "
-                           "section was defined",
+        return jv_undef(c,
+                        "the inline if-expression on line %d evaluated to false and no else "
+                        "section was defined",
                         nd->line);
     }
     case E_CONCAT: {
@@ -364,7 +367,9 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         ob_free(&b);
         return r;
     }
-    default: jerr(c, "cannot evaluate this expression"); return JV_UNDEFINED;
+    default:
+        jerr(c, "cannot evaluate this expression");
+        return JV_UNDEFINED;
     }
 }
 
@@ -436,7 +441,9 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
     if (c->failed) return ST_ERR;
     c->line = nd->line;
     switch (nd->kind) {
-    case N_TEXT: ob_put(c, c->out, nd->value->u.str.s, nd->value->u.str.len); break;
+    case N_TEXT:
+        ob_put(c, c->out, nd->value->u.str.s, nd->value->u.str.len);
+        break;
     case N_OUTPUT: {
         jv *v = eval(c, sc, nd->a);
         if (!c->failed) emit(c, v);
@@ -447,7 +454,8 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         if (c->failed) return ST_ERR;
         return exec_body(c, sc, jv_truthy(cond) ? &nd->list : &nd->list2);
     }
-    case N_FOR: return exec_for(c, sc, nd);
+    case N_FOR:
+        return exec_for(c, sc, nd);
     case N_SET: {
         jv *v = eval(c, sc, nd->b);
         if (!c->failed) unpack_assign(c, sc, nd->a, v);
@@ -461,7 +469,9 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         if (st != ST_OK) return st;
         break;
     }
-    case N_MACRO: assign(c, sc, nd->name, make_macro(c, sc, nd, nd->name, FN_MACRO)); break;
+    case N_MACRO:
+        assign(c, sc, nd->name, make_macro(c, sc, nd, nd->name, FN_MACRO));
+        break;
     case N_CALLBLOCK: {
         const node *call = nd->a;
         jv *fn = eval(c, sc, call->a);
@@ -480,8 +490,10 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         if (!c->failed) emit(c, r);
         break;
     }
-    case N_BREAK: return ST_BREAK;
-    case N_CONTINUE: return ST_CONTINUE;
+    case N_BREAK:
+        return ST_BREAK;
+    case N_CONTINUE:
+        return ST_CONTINUE;
     case N_FILTERBLOCK: {
         int st;
         jv *v = capture(c, sc, &nd->list3, &st);
@@ -499,8 +511,11 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         if (c->failed) return ST_ERR;
         return exec_body(c, ws, &nd->list3);
     }
-    case N_SCOPE: return exec_body(c, new_scope(c, sc), &nd->list3);
-    default: jerr(c, "cannot execute this statement"); break;
+    case N_SCOPE:
+        return exec_body(c, new_scope(c, sc), &nd->list3);
+    default:
+        jerr(c, "cannot execute this statement");
+        break;
     }
     return c->failed ? ST_ERR : ST_OK;
 }
@@ -526,11 +541,10 @@ char *jinja_render(const jinja_template *t, const json_t *vars, size_t *out_len)
     scope *root = new_scope(c, NULL);
     jinja_add_globals(c, root->vars);
     if (vars) {
-        const char *k;
-        json_t *v;
-        json_object_foreach((json_t *)vars, k, v) {
-            jv_dict_set(c, root->vars, jv_cstr(c, k), jv_from_json(c, v));
-        }
+        for (void *it = json_object_iter((json_t *)vars); it;
+             it = json_object_iter_next((json_t *)vars, it))
+            jv_dict_set(c, root->vars, jv_cstr(c, json_object_iter_key(it)),
+                        jv_from_json(c, json_object_iter_value(it)));
     }
     outbuf out = {0};
     c->out = &out;

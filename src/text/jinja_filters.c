@@ -16,8 +16,8 @@
 #define FILTER(fname) static jv *fname(jctx *c, jv *v, jargs *a)
 #define TEST(fname)   static int fname(jctx *c, jv *v, jargs *a)
 #define BIND(fname, ...)                                                                           \
-    static const char *const names_[] = {__VA_ARGS__};                                          \
-    jv *arg[ARRAY_LEN(names_)];                                                                  \
+    static const char *const names_[] = {__VA_ARGS__};                                             \
+    jv *arg[ARRAY_LEN(names_)];                                                                    \
     if (!bind_args(c, fname, a, names_, (int)ARRAY_LEN(names_), arg)) return JV_UNDEFINED
 #define NOARGS(fname)                                                                              \
     if (a->npos || a->nkw) {                                                                       \
@@ -25,12 +25,20 @@
         return JV_UNDEFINED;                                                                       \
     }
 
-static bool is_int_like(const jv *v) { return v->kind == JV_INT || v->kind == JV_BOOL; }
-static long long int_of(const jv *v) { return v->kind == JV_INT ? v->u.i : v->u.b; }
+static bool is_int_like(const jv *v) {
+    return v->kind == JV_INT || v->kind == JV_BOOL;
+}
+static long long int_of(const jv *v) {
+    return v->kind == JV_INT ? v->u.i : v->u.b;
+}
 
-static jv *gen_list(jctx *c) { return jv_list(c, SEQ_GEN, 0); }
+static jv *gen_list(jctx *c) {
+    return jv_list(c, SEQ_GEN, 0);
+}
 
-static jv *items_of(jctx *c, jv *v) { return jinja_iter(c, v); }
+static jv *items_of(jctx *c, jv *v) {
+    return jinja_iter(c, v);
+}
 
 /* make_attrgetter: "a.b.0" looks up item by item */
 static jv *get_path(jctx *c, jv *item, jv *attr) {
@@ -173,7 +181,8 @@ FILTER(f_center) {
 FILTER(f_default) {
     BIND("default", "default_value", "boolean");
     bool boolean = arg[1] && jv_truthy(arg[1]);
-    if (v->kind == JV_UNDEF || (boolean && !jv_truthy(v))) return arg[0] ? arg[0] : jv_strref(c, "", 0);
+    if (v->kind == JV_UNDEF || (boolean && !jv_truthy(v)))
+        return arg[0] ? arg[0] : jv_strref(c, "", 0);
     return v;
 }
 
@@ -236,8 +245,11 @@ static bool parse_py_float(jv *s, double *out) {
     char buf[128];
     jv tmp = *s;
     size_t a = 0, z = tmp.u.str.len;
-    while (a < z && (tmp.u.str.s[a] == ' ' || tmp.u.str.s[a] == '\t' || tmp.u.str.s[a] == '\n')) a++;
-    while (z > a && (tmp.u.str.s[z - 1] == ' ' || tmp.u.str.s[z - 1] == '\t' || tmp.u.str.s[z - 1] == '\n')) z--;
+    while (a < z && (tmp.u.str.s[a] == ' ' || tmp.u.str.s[a] == '\t' || tmp.u.str.s[a] == '\n'))
+        a++;
+    while (z > a &&
+           (tmp.u.str.s[z - 1] == ' ' || tmp.u.str.s[z - 1] == '\t' || tmp.u.str.s[z - 1] == '\n'))
+        z--;
     if (z - a == 0 || z - a >= sizeof(buf)) return false;
     size_t n = 0;
     for (size_t i = a; i < z; i++)
@@ -466,10 +478,18 @@ static jv *select_common(jctx *c, jv *v, jargs *a, bool by_attr, bool keep) {
     }
     return out;
 }
-FILTER(f_select) { return select_common(c, v, a, false, true); }
-FILTER(f_reject) { return select_common(c, v, a, false, false); }
-FILTER(f_selectattr) { return select_common(c, v, a, true, true); }
-FILTER(f_rejectattr) { return select_common(c, v, a, true, false); }
+FILTER(f_select) {
+    return select_common(c, v, a, false, true);
+}
+FILTER(f_reject) {
+    return select_common(c, v, a, false, false);
+}
+FILTER(f_selectattr) {
+    return select_common(c, v, a, true, true);
+}
+FILTER(f_rejectattr) {
+    return select_common(c, v, a, true, false);
+}
 
 FILTER(f_map) {
     if (!jv_truthy(v)) return gen_list(c);
@@ -516,7 +536,8 @@ static jv *minmax(jctx *c, jv *v, jargs *a, bool want_max) {
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
     if (!items->u.list.n) return jv_undef(c, "No aggregated item, sequence was empty.");
-    sort_opts o = {.attribute = arg[1], .case_sensitive = arg[0] && jv_truthy(arg[0]), .by_value = -1};
+    sort_opts o = {
+        .attribute = arg[1], .case_sensitive = arg[0] && jv_truthy(arg[0]), .by_value = -1};
     jv *best = items->u.list.v[0], *bk = sort_key(c, best, &o);
     for (size_t i = 1; i < items->u.list.n && !c->failed; i++) {
         jv *k = sort_key(c, items->u.list.v[i], &o);
@@ -529,8 +550,12 @@ static jv *minmax(jctx *c, jv *v, jargs *a, bool want_max) {
     }
     return best;
 }
-FILTER(f_max) { return minmax(c, v, a, true); }
-FILTER(f_min) { return minmax(c, v, a, false); }
+FILTER(f_max) {
+    return minmax(c, v, a, true);
+}
+FILTER(f_min) {
+    return minmax(c, v, a, false);
+}
 
 FILTER(f_replace) {
     BIND("replace", "old", "new", "count");
@@ -561,7 +586,8 @@ FILTER(f_round) {
     BIND("round", "precision", "method");
     long long prec = arg[0] && is_int_like(arg[0]) ? int_of(arg[0]) : 0;
     const char *method = "common";
-    if (arg[1] && arg[1]->kind == JV_STR) method = arena_strndup(&c->ar, arg[1]->u.str.s, arg[1]->u.str.len);
+    if (arg[1] && arg[1]->kind == JV_STR)
+        method = arena_strndup(&c->ar, arg[1]->u.str.s, arg[1]->u.str.len);
     if (strcmp(method, "common") && strcmp(method, "ceil") && strcmp(method, "floor")) {
         jerr(c, "method must be common, ceil or floor");
         return JV_UNDEFINED;
@@ -598,7 +624,8 @@ FILTER(f_sort) {
     BIND("sort", "reverse", "case_sensitive", "attribute");
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
-    sort_opts o = {.attribute = arg[2], .case_sensitive = arg[1] && jv_truthy(arg[1]), .by_value = -1};
+    sort_opts o = {
+        .attribute = arg[2], .case_sensitive = arg[1] && jv_truthy(arg[1]), .by_value = -1};
     return sorted(c, items, sort_key, &o, arg[0] && jv_truthy(arg[0]));
 }
 
@@ -669,7 +696,8 @@ FILTER(f_unique) {
     BIND("unique", "case_sensitive", "attribute");
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
-    sort_opts o = {.attribute = arg[1], .case_sensitive = arg[0] && jv_truthy(arg[0]), .by_value = -1};
+    sort_opts o = {
+        .attribute = arg[1], .case_sensitive = arg[0] && jv_truthy(arg[0]), .by_value = -1};
     jv *seen = jv_list(c, SEQ_LIST, 0), *out = gen_list(c);
     for (size_t i = 0; i < items->u.list.n && !c->failed; i++) {
         jv *k = sort_key(c, items->u.list.v[i], &o);
@@ -691,7 +719,8 @@ FILTER(f_wordcount) {
         int32_t cp;
         i += u8_decode(s->u.str.s, s->u.str.len, i, &cp);
         /* \w: letters, digits, underscore */
-        bool w = cp == '_' || (cp >= '0' && cp <= '9') || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
+        bool w = cp == '_' || (cp >= '0' && cp <= '9') ||
+                 ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z') ||
                  (cp >= 0x80 && !py_isspace(cp) && py_isprintable(cp));
         if (w && !in_word) n++;
         in_word = w;
@@ -710,21 +739,51 @@ typedef struct named_filter {
 } named_filter;
 
 static const named_filter filters[] = {
-    {"abs", f_abs},       {"attr", f_attr},         {"batch", f_batch},
-    {"capitalize", f_capitalize}, {"center", f_center}, {"count", f_length},
-    {"d", f_default},     {"default", f_default},   {"dictsort", f_dictsort},
-    {"e", f_escape},      {"escape", f_escape},     {"first", f_first},
-    {"float", f_float},   {"forceescape", f_forceescape}, {"format", f_format},
-    {"indent", f_indent}, {"int", f_int},           {"items", f_items},
-    {"join", f_join},     {"last", f_last},         {"length", f_length},
-    {"list", f_list},     {"lower", f_lower},       {"map", f_map},
-    {"max", f_max},       {"min", f_min},           {"pprint", f_pprint},
-    {"reject", f_reject}, {"rejectattr", f_rejectattr}, {"replace", f_replace},
-    {"reverse", f_reverse}, {"round", f_round},     {"safe", f_safe},
-    {"select", f_select}, {"selectattr", f_selectattr}, {"sort", f_sort},
-    {"string", f_string}, {"sum", f_sum},           {"title", f_title},
-    {"tojson", f_tojson}, {"trim", f_trim},         {"truncate", f_truncate},
-    {"unique", f_unique}, {"upper", f_upper},       {"wordcount", f_wordcount},
+    {"abs", f_abs},
+    {"attr", f_attr},
+    {"batch", f_batch},
+    {"capitalize", f_capitalize},
+    {"center", f_center},
+    {"count", f_length},
+    {"d", f_default},
+    {"default", f_default},
+    {"dictsort", f_dictsort},
+    {"e", f_escape},
+    {"escape", f_escape},
+    {"first", f_first},
+    {"float", f_float},
+    {"forceescape", f_forceescape},
+    {"format", f_format},
+    {"indent", f_indent},
+    {"int", f_int},
+    {"items", f_items},
+    {"join", f_join},
+    {"last", f_last},
+    {"length", f_length},
+    {"list", f_list},
+    {"lower", f_lower},
+    {"map", f_map},
+    {"max", f_max},
+    {"min", f_min},
+    {"pprint", f_pprint},
+    {"reject", f_reject},
+    {"rejectattr", f_rejectattr},
+    {"replace", f_replace},
+    {"reverse", f_reverse},
+    {"round", f_round},
+    {"safe", f_safe},
+    {"select", f_select},
+    {"selectattr", f_selectattr},
+    {"sort", f_sort},
+    {"string", f_string},
+    {"sum", f_sum},
+    {"title", f_title},
+    {"tojson", f_tojson},
+    {"trim", f_trim},
+    {"truncate", f_truncate},
+    {"unique", f_unique},
+    {"upper", f_upper},
+    {"wordcount", f_wordcount},
 };
 
 jfilter jinja_find_filter(const char *name) {
@@ -742,19 +801,72 @@ static int need_arg(jctx *c, jargs *a, const char *name) {
     return 0;
 }
 
-TEST(t_defined) { (void)c; (void)a; return v->kind != JV_UNDEF; }
-TEST(t_undefined) { (void)c; (void)a; return v->kind == JV_UNDEF; }
-TEST(t_none) { (void)c; (void)a; return v->kind == JV_NONE; }
-TEST(t_boolean) { (void)c; (void)a; return v->kind == JV_BOOL; }
-TEST(t_true) { (void)c; (void)a; return v->kind == JV_BOOL && v->u.b; }
-TEST(t_false) { (void)c; (void)a; return v->kind == JV_BOOL && !v->u.b; }
-TEST(t_integer) { (void)c; (void)a; return v->kind == JV_INT; }
-TEST(t_float) { (void)c; (void)a; return v->kind == JV_FLOAT; }
-TEST(t_number) { (void)c; (void)a; return v->kind == JV_INT || v->kind == JV_FLOAT || v->kind == JV_BOOL; }
-TEST(t_string) { (void)c; (void)a; return v->kind == JV_STR; }
-TEST(t_mapping) { (void)c; (void)a; return v->kind == JV_DICT; }
-TEST(t_callable) { (void)c; (void)a; return v->kind == JV_FUNC; }
-TEST(t_escaped) { (void)c; (void)a; (void)v; return 0; }
+TEST(t_defined) {
+    (void)c;
+    (void)a;
+    return v->kind != JV_UNDEF;
+}
+TEST(t_undefined) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_UNDEF;
+}
+TEST(t_none) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_NONE;
+}
+TEST(t_boolean) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_BOOL;
+}
+TEST(t_true) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_BOOL && v->u.b;
+}
+TEST(t_false) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_BOOL && !v->u.b;
+}
+TEST(t_integer) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_INT;
+}
+TEST(t_float) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_FLOAT;
+}
+TEST(t_number) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_INT || v->kind == JV_FLOAT || v->kind == JV_BOOL;
+}
+TEST(t_string) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_STR;
+}
+TEST(t_mapping) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_DICT;
+}
+TEST(t_callable) {
+    (void)c;
+    (void)a;
+    return v->kind == JV_FUNC;
+}
+TEST(t_escaped) {
+    (void)c;
+    (void)a;
+    (void)v;
+    return 0;
+}
 TEST(t_iterable) {
     (void)c;
     (void)a;
@@ -823,12 +935,24 @@ static int cmp_test(jctx *c, jv *v, jargs *a, int op) {
     if (need_arg(c, a, "comparison") < 0) return -1;
     return py_compare(c, op, v, a->pos[0]);
 }
-TEST(t_eq) { return cmp_test(c, v, a, OP_EQ); }
-TEST(t_ne) { return cmp_test(c, v, a, OP_NE); }
-TEST(t_lt) { return cmp_test(c, v, a, OP_LT); }
-TEST(t_le) { return cmp_test(c, v, a, OP_LE); }
-TEST(t_gt) { return cmp_test(c, v, a, OP_GT); }
-TEST(t_ge) { return cmp_test(c, v, a, OP_GE); }
+TEST(t_eq) {
+    return cmp_test(c, v, a, OP_EQ);
+}
+TEST(t_ne) {
+    return cmp_test(c, v, a, OP_NE);
+}
+TEST(t_lt) {
+    return cmp_test(c, v, a, OP_LT);
+}
+TEST(t_le) {
+    return cmp_test(c, v, a, OP_LE);
+}
+TEST(t_gt) {
+    return cmp_test(c, v, a, OP_GT);
+}
+TEST(t_ge) {
+    return cmp_test(c, v, a, OP_GE);
+}
 TEST(t_filter) {
     (void)a;
     return v->kind == JV_STR && jinja_find_filter(arena_strndup(&c->ar, v->u.str.s, v->u.str.len));
@@ -844,19 +968,45 @@ typedef struct named_test {
 } named_test;
 
 static const named_test tests[] = {
-    {"defined", t_defined},   {"undefined", t_undefined}, {"none", t_none},
-    {"boolean", t_boolean},   {"true", t_true},           {"false", t_false},
-    {"integer", t_integer},   {"float", t_float},         {"number", t_number},
-    {"string", t_string},     {"mapping", t_mapping},     {"callable", t_callable},
-    {"escaped", t_escaped},   {"iterable", t_iterable},   {"sequence", t_sequence},
-    {"lower", t_lower},       {"upper", t_upper},         {"odd", t_odd},
-    {"even", t_even},         {"divisibleby", t_divisibleby}, {"sameas", t_sameas},
-    {"in", t_in},             {"eq", t_eq},               {"equalto", t_eq},
-    {"==", t_eq},             {"ne", t_ne},               {"!=", t_ne},
-    {"lt", t_lt},             {"lessthan", t_lt},         {"<", t_lt},
-    {"le", t_le},             {"<=", t_le},               {"gt", t_gt},
-    {"greaterthan", t_gt},    {">", t_gt},                {"ge", t_ge},
-    {">=", t_ge},             {"filter", t_filter},       {"test", t_test},
+    {"defined", t_defined},
+    {"undefined", t_undefined},
+    {"none", t_none},
+    {"boolean", t_boolean},
+    {"true", t_true},
+    {"false", t_false},
+    {"integer", t_integer},
+    {"float", t_float},
+    {"number", t_number},
+    {"string", t_string},
+    {"mapping", t_mapping},
+    {"callable", t_callable},
+    {"escaped", t_escaped},
+    {"iterable", t_iterable},
+    {"sequence", t_sequence},
+    {"lower", t_lower},
+    {"upper", t_upper},
+    {"odd", t_odd},
+    {"even", t_even},
+    {"divisibleby", t_divisibleby},
+    {"sameas", t_sameas},
+    {"in", t_in},
+    {"eq", t_eq},
+    {"equalto", t_eq},
+    {"==", t_eq},
+    {"ne", t_ne},
+    {"!=", t_ne},
+    {"lt", t_lt},
+    {"lessthan", t_lt},
+    {"<", t_lt},
+    {"le", t_le},
+    {"<=", t_le},
+    {"gt", t_gt},
+    {"greaterthan", t_gt},
+    {">", t_gt},
+    {"ge", t_ge},
+    {">=", t_ge},
+    {"filter", t_filter},
+    {"test", t_test},
 };
 
 jtest jinja_find_test(const char *name) {
@@ -899,11 +1049,13 @@ static jv *g_range(jctx *c, jv *self, jargs *a) {
     double count = v[2] > 0 ? ceil(((double)v[1] - (double)v[0]) / (double)v[2])
                             : ceil(((double)v[0] - (double)v[1]) / (double)-v[2]);
     if (count > JJ_MAX_RANGE) {
-        jerr(c, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).", JJ_MAX_RANGE);
+        jerr(c, "Range too big. The sandbox blocks ranges larger than MAX_RANGE (%d).",
+             JJ_MAX_RANGE);
         return JV_UNDEFINED;
     }
     jv *out = jv_list(c, SEQ_LIST, count > 0 ? (size_t)count : 0);
-    for (long long x = v[0]; v[2] > 0 ? x < v[1] : x > v[1]; x += v[2]) jv_list_push(c, out, jv_int(c, x));
+    for (long long x = v[0]; v[2] > 0 ? x < v[1] : x > v[1]; x += v[2])
+        jv_list_push(c, out, jv_int(c, x));
     return out;
 }
 
@@ -917,7 +1069,8 @@ static jv *dict_from_args(jctx *c, jargs *a, jv_kind kind, const char *name) {
     if (a->npos == 1) {
         jv *src = a->pos[0];
         if (src->kind == JV_DICT || src->kind == JV_NS) {
-            for (size_t i = 0; i < src->u.dict.n; i++) jv_dict_set(c, d, src->u.dict.k[i], src->u.dict.v[i]);
+            for (size_t i = 0; i < src->u.dict.n; i++)
+                jv_dict_set(c, d, src->u.dict.k[i], src->u.dict.v[i]);
         } else {
             jv *items = jinja_iter(c, src);
             if (!items) return JV_UNDEFINED;

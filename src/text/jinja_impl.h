@@ -10,7 +10,7 @@
 #include "base/base.h"
 
 /* ---- limits that keep a hostile template from crashing or hanging the process ---- */
-#define JJ_MAX_OUTPUT      (16u << 20) /* bytes of rendered text (and of any one string) */
+#define JJ_MAX_OUTPUT      (16u << 20)  /* bytes of rendered text (and of any one string) */
 #define JJ_MAX_MEMORY      (256u << 20) /* bytes the values of one render may use */
 #define JJ_MAX_DEPTH       400          /* nested evaluation (macro recursion counts here) */
 #define JJ_MAX_STEPS       1000000      /* loop iterations + macro calls per render */
@@ -136,7 +136,7 @@ extern jv jv_undefined_v, jv_none_v, jv_true_v, jv_false_v;
 jv *jv_new(jctx *c, jv_kind kind);
 jv *jv_int(jctx *c, long long i);
 jv *jv_float(jctx *c, double f);
-jv *jv_str(jctx *c, const char *s, size_t len);  /* copies */
+jv *jv_str(jctx *c, const char *s, size_t len);    /* copies */
 jv *jv_strref(jctx *c, const char *s, size_t len); /* keeps the pointer */
 jv *jv_cstr(jctx *c, const char *s);
 jv *jv_list(jctx *c, jv_seq seq, size_t cap);

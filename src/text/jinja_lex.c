@@ -104,17 +104,38 @@ static int decode_string(lexer *L, const char *p, size_t len, int line, token *t
         char e = p[i + 1];
         i += 2;
         switch (e) {
-        case '\n': break;
-        case '\\': out[o++] = '\\'; break;
-        case '\'': out[o++] = '\''; break;
-        case '"': out[o++] = '"'; break;
-        case 'a': out[o++] = '\a'; break;
-        case 'b': out[o++] = '\b'; break;
-        case 'f': out[o++] = '\f'; break;
-        case 'n': out[o++] = '\n'; break;
-        case 'r': out[o++] = '\r'; break;
-        case 't': out[o++] = '\t'; break;
-        case 'v': out[o++] = '\v'; break;
+        case '\n':
+            break;
+        case '\\':
+            out[o++] = '\\';
+            break;
+        case '\'':
+            out[o++] = '\'';
+            break;
+        case '"':
+            out[o++] = '"';
+            break;
+        case 'a':
+            out[o++] = '\a';
+            break;
+        case 'b':
+            out[o++] = '\b';
+            break;
+        case 'f':
+            out[o++] = '\f';
+            break;
+        case 'n':
+            out[o++] = '\n';
+            break;
+        case 'r':
+            out[o++] = '\r';
+            break;
+        case 't':
+            out[o++] = '\t';
+            break;
+        case 'v':
+            out[o++] = '\v';
+            break;
         case 'x':
         case 'u':
         case 'U': {
@@ -153,7 +174,9 @@ static int decode_string(lexer *L, const char *p, size_t len, int line, token *t
     return 0;
 }
 
-static bool is_digit(char ch) { return ch >= '0' && ch <= '9'; }
+static bool is_digit(char ch) {
+    return ch >= '0' && ch <= '9';
+}
 static bool is_name_start(char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
 }
@@ -217,9 +240,9 @@ static int lex_number(lexer *L, size_t *pi, int line) {
     return 0;
 }
 
-static const char *const operators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/", "*",
-                                        "%",  "~",  "[",  "]",  "(",  ")",  "{", "}", ">", "<",
-                                        "=",  ".",  ":",  "|",  ",",  ";"};
+static const char *const operators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", "/",
+                                        "*",  "%",  "~",  "[",  "]",  "(",  ")", "{", "}",
+                                        ">",  "<",  "=",  ".",  ":",  "|",  ",", ";"};
 
 /* Tokens inside {{ }} or {% %} until the end delimiter; returns the position after it. */
 static int lex_tag(lexer *L, bool is_block, size_t *pi, bool *line_starting) {
@@ -289,12 +312,14 @@ static int lex_tag(lexer *L, bool is_block, size_t *pi, bool *line_starting) {
         if (!op) return lex_fail(L, L->line, "unexpected char '%c'", ch);
         size_t ol = strlen(op);
         if (ol == 1 && strchr("([{", op[0])) {
-            if (depth >= (int)sizeof(stack)) return lex_fail(L, L->line, "brackets nested too deeply");
+            if (depth >= (int)sizeof(stack))
+                return lex_fail(L, L->line, "brackets nested too deeply");
             stack[depth++] = op[0] == '(' ? ')' : op[0] == '[' ? ']' : '}';
         } else if (ol == 1 && strchr(")]}", op[0])) {
             if (!depth) return lex_fail(L, L->line, "unexpected '%c'", op[0]);
             if (stack[depth - 1] != op[0])
-                return lex_fail(L, L->line, "unexpected '%c', expected '%c'", op[0], stack[depth - 1]);
+                return lex_fail(L, L->line, "unexpected '%c', expected '%c'", op[0],
+                                stack[depth - 1]);
             depth--;
         }
         token *t = push(L, T_OP, L->line, op, ol);
@@ -334,7 +359,9 @@ static int try_raw(lexer *L, size_t tag, size_t body, bool *line_starting) {
             if (q < n && s[q] == '\n') q++;
         } else
             continue;
-        size_t end = sign == '-' ? rstrip_end(s, i, j) : sign == '+' ? j : lstrip_end(s, i, j, false);
+        size_t end = sign == '-'   ? rstrip_end(s, i, j)
+                     : sign == '+' ? j
+                                   : lstrip_end(s, i, j, false);
         if (end > i) push(L, T_DATA, line, s + i, end - i);
         L->line += count_newlines(s, body, q);
         *line_starting = s[q - 1] == '\n';

@@ -37,20 +37,32 @@ bool bind_args(jctx *c, const char *fname, jargs *a, const char *const *names, i
     return true;
 }
 
-static bool is_int_like(const jv *v) { return v->kind == JV_INT || v->kind == JV_BOOL; }
-static long long int_of(const jv *v) { return v->kind == JV_INT ? v->u.i : v->u.b; }
-static bool is_num(const jv *v) { return is_int_like(v) || v->kind == JV_FLOAT; }
-static double float_of(const jv *v) { return v->kind == JV_FLOAT ? v->u.f : (double)int_of(v); }
+static bool is_int_like(const jv *v) {
+    return v->kind == JV_INT || v->kind == JV_BOOL;
+}
+static long long int_of(const jv *v) {
+    return v->kind == JV_INT ? v->u.i : v->u.b;
+}
+static bool is_num(const jv *v) {
+    return is_int_like(v) || v->kind == JV_FLOAT;
+}
+static double float_of(const jv *v) {
+    return v->kind == JV_FLOAT ? v->u.f : (double)int_of(v);
+}
 
 long long py_len(jctx *c, jv *v) {
     switch (v->kind) {
-    case JV_STR: return (long long)u8_count(v->u.str.s, v->u.str.len);
+    case JV_STR:
+        return (long long)u8_count(v->u.str.s, v->u.str.len);
     case JV_LIST:
         if (v->u.list.seq != SEQ_GEN) return (long long)v->u.list.n;
         break;
-    case JV_DICT: return (long long)v->u.dict.n;
-    case JV_UNDEF: return 0;
-    default: break;
+    case JV_DICT:
+        return (long long)v->u.dict.n;
+    case JV_UNDEF:
+        return 0;
+    default:
+        break;
     }
     jerr(c, "object of type '%s' has no len()", jv_type_name(v));
     return -1;
@@ -58,15 +70,20 @@ long long py_len(jctx *c, jv *v) {
 
 jv *jinja_iter(jctx *c, jv *v) {
     switch (v->kind) {
-    case JV_LIST: return v;
+    case JV_LIST:
+        return v;
     case JV_DICT: {
         jv *l = jv_list(c, SEQ_LIST, v->u.dict.n);
         for (size_t i = 0; i < v->u.dict.n; i++) jv_list_push(c, l, v->u.dict.k[i]);
         return l;
     }
-    case JV_STR: return py_str_chars(c, v);
-    case JV_UNDEF: return jv_list(c, SEQ_LIST, 0);
-    default: jerr(c, "'%s' object is not iterable", jv_type_name(v)); return NULL;
+    case JV_STR:
+        return py_str_chars(c, v);
+    case JV_UNDEF:
+        return jv_list(c, SEQ_LIST, 0);
+    default:
+        jerr(c, "'%s' object is not iterable", jv_type_name(v));
+        return NULL;
     }
 }
 
@@ -127,7 +144,8 @@ static bool slice_index(jctx *c, jv *v, long long *out, bool *given) {
 jv *jinja_slice(jctx *c, jv *obj, jv *start, jv *stop, jv *stepv) {
     if (obj->kind == JV_UNDEF) return jerr_undef(c, obj);
     bool is_str = obj->kind == JV_STR;
-    if (!is_str && !jv_is_seq(obj)) return jv_undef(c, "'%s' object is not subscriptable", jv_type_name(obj));
+    if (!is_str && !jv_is_seq(obj))
+        return jv_undef(c, "'%s' object is not subscriptable", jv_type_name(obj));
     long long a = 0, b = 0, st = 1;
     bool ha, hb, hs;
     if (!slice_index(c, start, &a, &ha) || !slice_index(c, stop, &b, &hb) ||
@@ -190,7 +208,6 @@ static long long int_arg(jctx *c, jv *v, long long dflt) {
 
 #define METHOD(fname) static jv *fname(jctx *c, jv *self, jargs *a)
 
-
 static jv *strip_common(jctx *c, jv *self, jargs *a, bool l, bool r, const char *name) {
     static const char *const names[] = {"chars"};
     jv *args[1];
@@ -201,9 +218,15 @@ static jv *strip_common(jctx *c, jv *self, jargs *a, bool l, bool r, const char 
     }
     return py_str_strip(c, self, args[0], l, r);
 }
-METHOD(m_strip) { return strip_common(c, self, a, true, true, "strip"); }
-METHOD(m_lstrip) { return strip_common(c, self, a, true, false, "lstrip"); }
-METHOD(m_rstrip) { return strip_common(c, self, a, false, true, "rstrip"); }
+METHOD(m_strip) {
+    return strip_common(c, self, a, true, true, "strip");
+}
+METHOD(m_lstrip) {
+    return strip_common(c, self, a, true, false, "lstrip");
+}
+METHOD(m_rstrip) {
+    return strip_common(c, self, a, false, true, "rstrip");
+}
 
 static jv *split_common(jctx *c, jv *self, jargs *a, bool right) {
     static const char *const names[] = {"sep", "maxsplit"};
@@ -215,8 +238,12 @@ static jv *split_common(jctx *c, jv *self, jargs *a, bool right) {
     if (c->failed) return JV_UNDEFINED;
     return py_str_split(c, self, sep, maxsplit, right);
 }
-METHOD(m_split) { return split_common(c, self, a, false); }
-METHOD(m_rsplit) { return split_common(c, self, a, true); }
+METHOD(m_split) {
+    return split_common(c, self, a, false);
+}
+METHOD(m_rsplit) {
+    return split_common(c, self, a, true);
+}
 
 METHOD(m_splitlines) {
     static const char *const names[] = {"keepends"};
@@ -229,8 +256,8 @@ METHOD(m_splitlines) {
     for (size_t i = 0; i < n;) {
         int32_t cp;
         size_t k = u8_decode(s, n, i, &cp);
-        bool brk = cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c || (cp >= 0x1c && cp <= 0x1e) ||
-                   cp == 0x85 || cp == 0x2028 || cp == 0x2029;
+        bool brk = cp == '\n' || cp == '\r' || cp == 0x0b || cp == 0x0c ||
+                   (cp >= 0x1c && cp <= 0x1e) || cp == 0x85 || cp == 0x2028 || cp == 0x2029;
         if (!brk) {
             i += k;
             continue;
@@ -253,7 +280,9 @@ static jv *affix_common(jctx *c, jv *self, jargs *a, bool end) {
         return JV_UNDEFINED;
     }
     jv *subject = self;
-    if (args[1] || args[2]) subject = jinja_slice(c, self, args[1] ? args[1] : JV_NONEV, args[2] ? args[2] : JV_NONEV, JV_NONEV);
+    if (args[1] || args[2])
+        subject = jinja_slice(c, self, args[1] ? args[1] : JV_NONEV, args[2] ? args[2] : JV_NONEV,
+                              JV_NONEV);
     jv *cands = args[0];
     size_t ncand = 1;
     jv **list = &cands;
@@ -274,8 +303,12 @@ static jv *affix_common(jctx *c, jv *self, jargs *a, bool end) {
     }
     return JV_BOOLV(false);
 }
-METHOD(m_startswith) { return affix_common(c, self, a, false); }
-METHOD(m_endswith) { return affix_common(c, self, a, true); }
+METHOD(m_startswith) {
+    return affix_common(c, self, a, false);
+}
+METHOD(m_endswith) {
+    return affix_common(c, self, a, true);
+}
 
 METHOD(m_replace) {
     static const char *const names[] = {"old", "new", "count"};
@@ -285,16 +318,29 @@ METHOD(m_replace) {
         jerr(c, "replace() takes at least 2 arguments");
         return JV_UNDEFINED;
     }
-    if (!str_arg(c, args[0], "replace() argument 1") || !str_arg(c, args[1], "replace() argument 2"))
+    if (!str_arg(c, args[0], "replace() argument 1") ||
+        !str_arg(c, args[1], "replace() argument 2"))
         return JV_UNDEFINED;
     long long count = int_arg(c, args[2], -1);
     return c->failed ? JV_UNDEFINED : py_str_replace(c, self, args[0], args[1], count);
 }
 
-METHOD(m_upper) { (void)a; return py_str_upper(c, self); }
-METHOD(m_lower) { (void)a; return py_str_lower(c, self); }
-METHOD(m_title) { (void)a; return py_str_title(c, self); }
-METHOD(m_capitalize) { (void)a; return py_str_capitalize(c, self); }
+METHOD(m_upper) {
+    (void)a;
+    return py_str_upper(c, self);
+}
+METHOD(m_lower) {
+    (void)a;
+    return py_str_lower(c, self);
+}
+METHOD(m_title) {
+    (void)a;
+    return py_str_title(c, self);
+}
+METHOD(m_capitalize) {
+    (void)a;
+    return py_str_capitalize(c, self);
+}
 
 static jv *find_common(jctx *c, jv *self, jargs *a, bool right, bool raise, const char *name) {
     static const char *const names[] = {"sub", "start", "end"};
@@ -320,10 +366,18 @@ static jv *find_common(jctx *c, jv *self, jargs *a, bool right, bool raise, cons
     }
     return jv_int(c, r < 0 ? -1 : r + off);
 }
-METHOD(m_find) { return find_common(c, self, a, false, false, "find"); }
-METHOD(m_rfind) { return find_common(c, self, a, true, false, "rfind"); }
-METHOD(m_index) { return find_common(c, self, a, false, true, "index"); }
-METHOD(m_rindex) { return find_common(c, self, a, true, true, "rindex"); }
+METHOD(m_find) {
+    return find_common(c, self, a, false, false, "find");
+}
+METHOD(m_rfind) {
+    return find_common(c, self, a, true, false, "rfind");
+}
+METHOD(m_index) {
+    return find_common(c, self, a, false, true, "index");
+}
+METHOD(m_rindex) {
+    return find_common(c, self, a, true, true, "rindex");
+}
 
 METHOD(m_count) {
     if (self->kind == JV_LIST) {
@@ -374,7 +428,9 @@ METHOD(m_join) {
     return r;
 }
 
-METHOD(m_format) { return py_str_format(c, self, a); }
+METHOD(m_format) {
+    return py_str_format(c, self, a);
+}
 
 static jv *str_pred(jctx *c, jv *self, jargs *a, int kind) {
     (void)a;
@@ -387,10 +443,18 @@ static jv *str_pred(jctx *c, jv *self, jargs *a, int kind) {
         i += u8_decode(self->u.str.s, n, i, &cp);
         bool ok;
         switch (kind) {
-        case 0: ok = cp >= '0' && cp <= '9'; break;                          /* isdigit */
-        case 1: ok = (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z'; break;        /* isalpha */
-        case 2: ok = (cp >= '0' && cp <= '9') || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z'); break;
-        case 3: ok = py_isspace(cp); break;
+        case 0:
+            ok = cp >= '0' && cp <= '9';
+            break; /* isdigit */
+        case 1:
+            ok = (cp | 0x20) >= 'a' && (cp | 0x20) <= 'z';
+            break; /* isalpha */
+        case 2:
+            ok = (cp >= '0' && cp <= '9') || ((cp | 0x20) >= 'a' && (cp | 0x20) <= 'z');
+            break;
+        case 3:
+            ok = py_isspace(cp);
+            break;
         case 4: /* isupper */
         case 5: /* islower */
             if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) {
@@ -399,19 +463,32 @@ static jv *str_pred(jctx *c, jv *self, jargs *a, int kind) {
             } else
                 ok = true;
             break;
-        default: ok = false;
+        default:
+            ok = false;
         }
         if (cp >= 0x80 && kind <= 2) ok = false;
         if (!ok) return JV_BOOLV(false);
     }
     return JV_BOOLV(kind >= 4 ? any_cased : true);
 }
-METHOD(m_isdigit) { return str_pred(c, self, a, 0); }
-METHOD(m_isalpha) { return str_pred(c, self, a, 1); }
-METHOD(m_isalnum) { return str_pred(c, self, a, 2); }
-METHOD(m_isspace) { return str_pred(c, self, a, 3); }
-METHOD(m_isupper) { return str_pred(c, self, a, 4); }
-METHOD(m_islower) { return str_pred(c, self, a, 5); }
+METHOD(m_isdigit) {
+    return str_pred(c, self, a, 0);
+}
+METHOD(m_isalpha) {
+    return str_pred(c, self, a, 1);
+}
+METHOD(m_isalnum) {
+    return str_pred(c, self, a, 2);
+}
+METHOD(m_isspace) {
+    return str_pred(c, self, a, 3);
+}
+METHOD(m_isupper) {
+    return str_pred(c, self, a, 4);
+}
+METHOD(m_islower) {
+    return str_pred(c, self, a, 5);
+}
 
 static jv *affix_remove(jctx *c, jv *self, jargs *a, bool suffix) {
     if (a->npos != 1 || !str_arg(c, a->pos[0], "argument")) {
@@ -424,8 +501,12 @@ static jv *affix_remove(jctx *c, jv *self, jargs *a, bool suffix) {
         return jv_strref(c, self->u.str.s + (suffix ? 0 : pl), sl - pl);
     return self;
 }
-METHOD(m_removeprefix) { return affix_remove(c, self, a, false); }
-METHOD(m_removesuffix) { return affix_remove(c, self, a, true); }
+METHOD(m_removeprefix) {
+    return affix_remove(c, self, a, false);
+}
+METHOD(m_removesuffix) {
+    return affix_remove(c, self, a, true);
+}
 
 static jv *partition_common(jctx *c, jv *self, jargs *a, bool right) {
     if (a->npos != 1 || !str_arg(c, a->pos[0], "argument")) {
@@ -452,8 +533,12 @@ static jv *partition_common(jctx *c, jv *self, jargs *a, bool right) {
     }
     return t;
 }
-METHOD(m_partition) { return partition_common(c, self, a, false); }
-METHOD(m_rpartition) { return partition_common(c, self, a, true); }
+METHOD(m_partition) {
+    return partition_common(c, self, a, false);
+}
+METHOD(m_rpartition) {
+    return partition_common(c, self, a, true);
+}
 
 static jv *pad_common(jctx *c, jv *self, jargs *a, int mode) {
     long long width = a->npos >= 1 ? int_arg(c, a->pos[0], 0) : 0;
@@ -491,10 +576,18 @@ static jv *pad_common(jctx *c, jv *self, jargs *a, int mode) {
     ob_free(&b);
     return r;
 }
-METHOD(m_ljust) { return pad_common(c, self, a, 0); }
-METHOD(m_rjust) { return pad_common(c, self, a, 1); }
-METHOD(m_center) { return pad_common(c, self, a, 2); }
-METHOD(m_zfill) { return pad_common(c, self, a, 3); }
+METHOD(m_ljust) {
+    return pad_common(c, self, a, 0);
+}
+METHOD(m_rjust) {
+    return pad_common(c, self, a, 1);
+}
+METHOD(m_center) {
+    return pad_common(c, self, a, 2);
+}
+METHOD(m_zfill) {
+    return pad_common(c, self, a, 3);
+}
 
 METHOD(m_dict_get) {
     if (a->npos < 1 || a->npos > 2 || a->nkw) {
@@ -518,14 +611,24 @@ static jv *dict_view(jctx *c, jv *self, jv_seq seq) {
     }
     return l;
 }
-METHOD(m_items) { (void)a; return dict_view(c, self, SEQ_ITEMS); }
-METHOD(m_keys) { (void)a; return dict_view(c, self, SEQ_KEYS); }
-METHOD(m_values) { (void)a; return dict_view(c, self, SEQ_VALUES); }
+METHOD(m_items) {
+    (void)a;
+    return dict_view(c, self, SEQ_ITEMS);
+}
+METHOD(m_keys) {
+    (void)a;
+    return dict_view(c, self, SEQ_KEYS);
+}
+METHOD(m_values) {
+    (void)a;
+    return dict_view(c, self, SEQ_VALUES);
+}
 METHOD(m_copy) {
     (void)a;
     if (self->kind == JV_DICT) {
         jv *d = jv_dict(c);
-        for (size_t i = 0; i < self->u.dict.n; i++) jv_dict_set(c, d, self->u.dict.k[i], self->u.dict.v[i]);
+        for (size_t i = 0; i < self->u.dict.n; i++)
+            jv_dict_set(c, d, self->u.dict.k[i], self->u.dict.v[i]);
         return d;
     }
     jv *l = jv_list(c, SEQ_LIST, self->u.list.n);
@@ -557,26 +660,54 @@ typedef struct method {
 } method;
 
 static const method str_methods[] = {
-    {"strip", m_strip},         {"lstrip", m_lstrip},         {"rstrip", m_rstrip},
-    {"split", m_split},         {"rsplit", m_rsplit},         {"splitlines", m_splitlines},
-    {"startswith", m_startswith}, {"endswith", m_endswith},   {"replace", m_replace},
-    {"upper", m_upper},         {"lower", m_lower},           {"title", m_title},
-    {"capitalize", m_capitalize}, {"casefold", m_lower},      {"find", m_find},
-    {"rfind", m_rfind},         {"index", m_index},           {"rindex", m_rindex},
-    {"count", m_count},         {"join", m_join},             {"format", m_format},
-    {"isdigit", m_isdigit},     {"isnumeric", m_isdigit},     {"isdecimal", m_isdigit},
-    {"isalpha", m_isalpha},     {"isalnum", m_isalnum},       {"isspace", m_isspace},
-    {"isupper", m_isupper},     {"islower", m_islower},       {"removeprefix", m_removeprefix},
-    {"removesuffix", m_removesuffix}, {"partition", m_partition}, {"rpartition", m_rpartition},
-    {"ljust", m_ljust},         {"rjust", m_rjust},           {"center", m_center},
+    {"strip", m_strip},
+    {"lstrip", m_lstrip},
+    {"rstrip", m_rstrip},
+    {"split", m_split},
+    {"rsplit", m_rsplit},
+    {"splitlines", m_splitlines},
+    {"startswith", m_startswith},
+    {"endswith", m_endswith},
+    {"replace", m_replace},
+    {"upper", m_upper},
+    {"lower", m_lower},
+    {"title", m_title},
+    {"capitalize", m_capitalize},
+    {"casefold", m_lower},
+    {"find", m_find},
+    {"rfind", m_rfind},
+    {"index", m_index},
+    {"rindex", m_rindex},
+    {"count", m_count},
+    {"join", m_join},
+    {"format", m_format},
+    {"isdigit", m_isdigit},
+    {"isnumeric", m_isdigit},
+    {"isdecimal", m_isdigit},
+    {"isalpha", m_isalpha},
+    {"isalnum", m_isalnum},
+    {"isspace", m_isspace},
+    {"isupper", m_isupper},
+    {"islower", m_islower},
+    {"removeprefix", m_removeprefix},
+    {"removesuffix", m_removesuffix},
+    {"partition", m_partition},
+    {"rpartition", m_rpartition},
+    {"ljust", m_ljust},
+    {"rjust", m_rjust},
+    {"center", m_center},
     {"zfill", m_zfill},
 };
 static const method dict_methods[] = {
-    {"get", m_dict_get}, {"items", m_items}, {"keys", m_keys}, {"values", m_values}, {"copy", m_copy},
+    {"get", m_dict_get},  {"items", m_items}, {"keys", m_keys},
+    {"values", m_values}, {"copy", m_copy},
 };
-static const method list_methods[] = {{"count", m_count}, {"index", m_list_index}, {"copy", m_copy}};
-static const char *const dict_mutators[] = {"clear", "pop", "popitem", "setdefault", "update", "fromkeys"};
-static const char *const list_mutators[] = {"append", "clear", "extend", "insert", "pop", "remove", "reverse", "sort"};
+static const method list_methods[] = {
+    {"count", m_count}, {"index", m_list_index}, {"copy", m_copy}};
+static const char *const dict_mutators[] = {"clear",      "pop",    "popitem",
+                                            "setdefault", "update", "fromkeys"};
+static const char *const list_mutators[] = {"append", "clear",  "extend",  "insert",
+                                            "pop",    "remove", "reverse", "sort"};
 
 static jv *find_method(jctx *c, const method *m, size_t n, jv *self, const char *name, size_t len) {
     for (size_t i = 0; i < n; i++)
@@ -600,19 +731,28 @@ static jv *attr_raw(jctx *c, jv *obj, const char *name, size_t len, bool *found)
     }
     jv *m = NULL;
     switch (obj->kind) {
-    case JV_STR: m = find_method(c, str_methods, ARRAY_LEN(str_methods), obj, name, len); break;
+    case JV_STR:
+        m = find_method(c, str_methods, ARRAY_LEN(str_methods), obj, name, len);
+        break;
     case JV_DICT:
         m = find_method(c, dict_methods, ARRAY_LEN(dict_methods), obj, name, len);
         if (!m && in_names(dict_mutators, ARRAY_LEN(dict_mutators), name, len))
-            m = jv_undef(c, "access to attribute '%.*s' of 'dict' object is unsafe", (int)len, name);
+            m = jv_undef(c, "access to attribute '%.*s' of 'dict' object is unsafe", (int)len,
+                         name);
         break;
     case JV_LIST:
         if (obj->u.list.seq == SEQ_LIST || obj->u.list.seq == SEQ_TUPLE)
-            m = find_method(c, list_methods, ARRAY_LEN(list_methods) - (obj->u.list.seq == SEQ_TUPLE), obj, name, len);
-        if (!m && obj->u.list.seq == SEQ_LIST && in_names(list_mutators, ARRAY_LEN(list_mutators), name, len))
-            m = jv_undef(c, "access to attribute '%.*s' of 'list' object is unsafe", (int)len, name);
+            m = find_method(c, list_methods,
+                            ARRAY_LEN(list_methods) - (obj->u.list.seq == SEQ_TUPLE), obj, name,
+                            len);
+        if (!m && obj->u.list.seq == SEQ_LIST &&
+            in_names(list_mutators, ARRAY_LEN(list_mutators), name, len))
+            m = jv_undef(c, "access to attribute '%.*s' of 'list' object is unsafe", (int)len,
+                         name);
         break;
-    case JV_NS: m = jv_dict_getn(obj, name, len); break;
+    case JV_NS:
+        m = jv_dict_getn(obj, name, len);
+        break;
     case JV_LOOP: {
         jloop *lp = obj->u.loop;
 #define IS(s) (len == strlen(s) && !memcmp(name, s, len))
@@ -633,7 +773,8 @@ static jv *attr_raw(jctx *c, jv *obj, const char *name, size_t len, bool *found)
 #undef IS
         break;
     }
-    default: break;
+    default:
+        break;
     }
     if (!m) *found = false;
     return m;
@@ -653,7 +794,8 @@ jv *jinja_getattr(jctx *c, jv *obj, const char *name, size_t len) {
         v = getitem_raw(c, obj, jv_strref(c, name, len), &found);
         if (found) return v;
     }
-    return jv_undef(c, "'%s object' has no attribute '%.*s'", obj->kind == JV_DICT ? "dict" : jv_type_name(obj), (int)len, name);
+    return jv_undef(c, "'%s object' has no attribute '%.*s'",
+                    obj->kind == JV_DICT ? "dict" : jv_type_name(obj), (int)len, name);
 }
 
 /* ---- operators ---- */
@@ -687,18 +829,30 @@ static jv *repeat(jctx *c, jv *seq, long long n) {
 
 static const char *op_name(int op) {
     switch (op) {
-    case OP_ADD: return "+";
-    case OP_SUB: return "-";
-    case OP_MUL: return "*";
-    case OP_DIV: return "/";
-    case OP_FDIV: return "//";
-    case OP_MOD: return "%";
-    case OP_POW: return "** or pow()";
-    case OP_LT: return "<";
-    case OP_LE: return "<=";
-    case OP_GT: return ">";
-    case OP_GE: return ">=";
-    default: return "?";
+    case OP_ADD:
+        return "+";
+    case OP_SUB:
+        return "-";
+    case OP_MUL:
+        return "*";
+    case OP_DIV:
+        return "/";
+    case OP_FDIV:
+        return "//";
+    case OP_MOD:
+        return "%";
+    case OP_POW:
+        return "** or pow()";
+    case OP_LT:
+        return "<";
+    case OP_LE:
+        return "<=";
+    case OP_GT:
+        return ">";
+    case OP_GE:
+        return ">=";
+    default:
+        return "?";
     }
 }
 
@@ -743,14 +897,18 @@ jv *py_binop(jctx *c, int op, jv *a, jv *b) {
                 }
                 return jv_int(c, r);
             }
-            default: break;
+            default:
+                break;
             }
         }
         double x = float_of(a), y = float_of(b);
         switch (op) {
-        case OP_ADD: return jv_float(c, x + y);
-        case OP_SUB: return jv_float(c, x - y);
-        case OP_MUL: return jv_float(c, x * y);
+        case OP_ADD:
+            return jv_float(c, x + y);
+        case OP_SUB:
+            return jv_float(c, x - y);
+        case OP_MUL:
+            return jv_float(c, x * y);
         case OP_DIV:
             if (y == 0) {
                 jerr(c, "division by zero");
@@ -787,7 +945,8 @@ jv *py_binop(jctx *c, int op, jv *a, jv *b) {
                 return JV_UNDEFINED;
             }
             return jv_float(c, pow(x, y));
-        default: break;
+        default:
+            break;
         }
     }
     if (op == OP_ADD) {
@@ -839,7 +998,8 @@ int py_contains(jctx *c, jv *container, jv *item) {
             jerr(c, "'in <string>' requires string as left operand, not %s", jv_type_name(item));
             return -1;
         }
-        return memmem(container->u.str.s, container->u.str.len, item->u.str.s, item->u.str.len) != NULL ||
+        return memmem(container->u.str.s, container->u.str.len, item->u.str.s, item->u.str.len) !=
+                   NULL ||
                item->u.str.len == 0;
     case JV_LIST:
         for (size_t i = 0; i < container->u.list.n; i++)
@@ -851,7 +1011,8 @@ int py_contains(jctx *c, jv *container, jv *item) {
             return -1;
         }
         return jv_dict_get(container, item) != NULL;
-    case JV_UNDEF: return 0;
+    case JV_UNDEF:
+        return 0;
     default:
         jerr(c, "argument of type '%s' is not iterable", jv_type_name(container));
         return -1;
@@ -881,8 +1042,10 @@ static int cmp3(jctx *c, jv *a, jv *b, int op) {
         }
         return a->u.list.n < b->u.list.n ? -1 : a->u.list.n > b->u.list.n;
     }
-    if (a->kind == JV_UNDEF) jerr_undef(c, a);
-    else if (b->kind == JV_UNDEF) jerr_undef(c, b);
+    if (a->kind == JV_UNDEF)
+        jerr_undef(c, a);
+    else if (b->kind == JV_UNDEF)
+        jerr_undef(c, b);
     else
         jerr(c, "'%s' not supported between instances of '%s' and '%s'", op_name(op),
              jv_type_name(a), jv_type_name(b));
@@ -891,23 +1054,32 @@ static int cmp3(jctx *c, jv *a, jv *b, int op) {
 
 int py_compare(jctx *c, int op, jv *a, jv *b) {
     switch (op) {
-    case OP_EQ: return jv_eq(a, b);
-    case OP_NE: return !jv_eq(a, b);
-    case OP_IN: return py_contains(c, b, a);
+    case OP_EQ:
+        return jv_eq(a, b);
+    case OP_NE:
+        return !jv_eq(a, b);
+    case OP_IN:
+        return py_contains(c, b, a);
     case OP_NOTIN: {
         int r = py_contains(c, b, a);
         return r < 0 ? -1 : !r;
     }
-    default: break;
+    default:
+        break;
     }
     int r = cmp3(c, a, b, op);
     if (r == 3) return -1;
     if (r == 2) return 0;
     switch (op) {
-    case OP_LT: return r < 0;
-    case OP_LE: return r <= 0;
-    case OP_GT: return r > 0;
-    case OP_GE: return r >= 0;
-    default: return -1;
+    case OP_LT:
+        return r < 0;
+    case OP_LE:
+        return r <= 0;
+    case OP_GT:
+        return r > 0;
+    case OP_GE:
+        return r >= 0;
+    default:
+        return -1;
     }
 }

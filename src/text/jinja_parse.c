@@ -33,7 +33,9 @@ static void perr(parser *P, int line, const char *fmt, ...) {
     P->failed = true;
 }
 
-static token *cur(parser *P) { return &P->t[P->i]; }
+static token *cur(parser *P) {
+    return &P->t[P->i];
+}
 static token *peek(parser *P, size_t k) {
     return P->i + k < P->n ? &P->t[P->i + k] : &P->t[P->n - 1];
 }
@@ -41,22 +43,33 @@ static void advance(parser *P) {
     if (P->i + 1 < P->n) P->i++;
 }
 
-static bool is_op(const token *t, int op) { return t->kind == T_OP && t->i == op; }
+static bool is_op(const token *t, int op) {
+    return t->kind == T_OP && t->i == op;
+}
 static bool is_name(const token *t, const char *name) {
     return t->kind == T_NAME && t->len == strlen(name) && !memcmp(t->s, name, t->len);
 }
 
 static const char *describe(parser *P, const token *t) {
     switch (t->kind) {
-    case T_EOF: return "end of template";
-    case T_VAR_END: return "end of print statement";
-    case T_BLOCK_END: return "end of statement block";
-    case T_VAR_BEGIN: return "begin of print statement";
-    case T_BLOCK_BEGIN: return "begin of statement block";
-    case T_STRING: return "string";
-    case T_INT: return "integer";
-    case T_FLOAT: return "float";
-    default: return arena_strndup(P->ar, t->s ? t->s : "?", t->len);
+    case T_EOF:
+        return "end of template";
+    case T_VAR_END:
+        return "end of print statement";
+    case T_BLOCK_END:
+        return "end of statement block";
+    case T_VAR_BEGIN:
+        return "begin of print statement";
+    case T_BLOCK_BEGIN:
+        return "begin of statement block";
+    case T_STRING:
+        return "string";
+    case T_INT:
+        return "integer";
+    case T_FLOAT:
+        return "float";
+    default:
+        return arena_strndup(P->ar, t->s ? t->s : "?", t->len);
     }
 }
 
@@ -92,9 +105,13 @@ static void vpush(parser *P, vec *v, node *nd) {
     v->v[v->n++] = nd;
 }
 
-static nodelist as_list(vec *v) { return (nodelist){v->v, v->n}; }
+static nodelist as_list(vec *v) {
+    return (nodelist){v->v, v->n};
+}
 
-static const char *name_str(parser *P, const token *t) { return arena_strndup(P->ar, t->s, t->len); }
+static const char *name_str(parser *P, const token *t) {
+    return arena_strndup(P->ar, t->s, t->len);
+}
 
 static node *parse_expression(parser *P, bool with_condexpr);
 static node *parse_or(parser *P);
@@ -151,7 +168,8 @@ static node *parse_tuple(parser *P, int mode, const char *extra, bool explicit_p
 static node *parse_expression(parser *P, bool with_condexpr) {
     if (!enter(P)) return NULL;
     node *e = parse_or(P);
-    while (e && with_condexpr && is_name(cur(P), "if")) {
+    if (!e) return NULL;
+    while (with_condexpr && is_name(cur(P), "if")) {
         int line = cur(P)->line;
         advance(P);
         node *cond = parse_or(P);
@@ -175,7 +193,8 @@ static node *parse_expression(parser *P, bool with_condexpr) {
 static node *parse_not(parser *P);
 static node *parse_and(parser *P) {
     node *l = parse_not(P);
-    while (l && is_name(cur(P), "and")) {
+    if (!l) return NULL;
+    while (is_name(cur(P), "and")) {
         int line = cur(P)->line;
         advance(P);
         node *r = parse_not(P);
@@ -190,7 +209,8 @@ static node *parse_and(parser *P) {
 
 static node *parse_or(parser *P) {
     node *l = parse_and(P);
-    while (l && is_name(cur(P), "or")) {
+    if (!l) return NULL;
+    while (is_name(cur(P), "or")) {
         int line = cur(P)->line;
         advance(P);
         node *r = parse_and(P);
@@ -214,8 +234,8 @@ static node *parse_compare(parser *P) {
     for (;;) {
         token *t = cur(P);
         int op = 0;
-        if (t->kind == T_OP && (t->i == OP_EQ || t->i == OP_NE || t->i == OP_LT ||
-                                t->i == OP_LE || t->i == OP_GT || t->i == OP_GE)) {
+        if (t->kind == T_OP && (t->i == OP_EQ || t->i == OP_NE || t->i == OP_LT || t->i == OP_LE ||
+                                t->i == OP_GT || t->i == OP_GE)) {
             op = (int)t->i;
             advance(P);
         } else if (is_name(t, "in")) {
@@ -431,7 +451,8 @@ static node *parse_primary(parser *P) {
             return nd;
         }
         break;
-    default: break;
+    default:
+        break;
     }
     perr(P, t->line, "unexpected '%s'", describe(P, t));
     return NULL;
@@ -441,7 +462,7 @@ static node *parse_primary(parser *P) {
 static bool parse_call_args(parser *P, node *nd) {
     if (!expect_op(P, '(', "(")) return false;
     vec pos = {0}, kwv = {0};
-    const char *names[256];
+    const char *names[256] = {0};
     int nkw = 0;
     bool first = true;
     while (!is_op(cur(P), ')')) {
@@ -643,8 +664,7 @@ static node *parse_filter_expr(parser *P, node *nd) {
                 te->kwnames = arena_alloc(P->ar, sizeof(char *));
                 bool arg_start = a->kind == T_NAME || a->kind == T_STRING || a->kind == T_INT ||
                                  a->kind == T_FLOAT || is_op(a, '[') || is_op(a, '{');
-                if (arg_start && !is_name(a, "else") && !is_name(a, "or") &&
-                    !is_name(a, "and")) {
+                if (arg_start && !is_name(a, "else") && !is_name(a, "or") && !is_name(a, "and")) {
                     if (is_name(a, "is")) {
                         perr(P, a->line, "you cannot chain multiple tests with is");
                         return NULL;
@@ -788,7 +808,8 @@ static node *parse_statement(parser *P) {
             vec body = {0};
             int k = parse_until(P, ends, 3, &body);
             if (k < 0) {
-                if (!P->failed) perr(P, line, "unexpected end of template: 'if' was not closed by 'endif'");
+                if (!P->failed)
+                    perr(P, line, "unexpected end of template: 'if' was not closed by 'endif'");
                 return NULL;
             }
             nd->list = as_list(&body);
@@ -805,7 +826,8 @@ static node *parse_statement(parser *P) {
                 static const char *const end_if[] = {"endif"};
                 vec eb = {0};
                 if (parse_until(P, end_if, 1, &eb) < 0) {
-                    if (!P->failed) perr(P, line, "unexpected end of template: 'if' was not closed by 'endif'");
+                    if (!P->failed)
+                        perr(P, line, "unexpected end of template: 'if' was not closed by 'endif'");
                     return NULL;
                 }
                 nd->list2 = as_list(&eb);
@@ -838,7 +860,8 @@ static node *parse_statement(parser *P) {
         int k = parse_until(P, ends, 2, &body);
         P->loops--;
         if (k < 0) {
-            if (!P->failed) perr(P, line, "unexpected end of template: 'for' was not closed by 'endfor'");
+            if (!P->failed)
+                perr(P, line, "unexpected end of template: 'for' was not closed by 'endfor'");
             return NULL;
         }
         nd->list = as_list(&body);
@@ -848,7 +871,8 @@ static node *parse_statement(parser *P) {
             static const char *const end_for[] = {"endfor"};
             vec eb = {0};
             if (parse_until(P, end_for, 1, &eb) < 0) {
-                if (!P->failed) perr(P, line, "unexpected end of template: 'for' was not closed by 'endfor'");
+                if (!P->failed)
+                    perr(P, line, "unexpected end of template: 'for' was not closed by 'endfor'");
                 return NULL;
             }
             nd->list2 = as_list(&eb);
@@ -876,7 +900,8 @@ static node *parse_statement(parser *P) {
         static const char *const ends[] = {"endset"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed) perr(P, line, "unexpected end of template: 'set' was not closed by 'endset'");
+            if (!P->failed)
+                perr(P, line, "unexpected end of template: 'set' was not closed by 'endset'");
             return NULL;
         }
         nd->list3 = as_list(&body);
@@ -912,7 +937,9 @@ static node *parse_statement(parser *P) {
         int k = parse_until(P, ends, 1, &body);
         P->loops = saved_loops;
         if (k < 0) {
-            if (!P->failed) perr(P, line, "unexpected end of template: '%s' was not closed by '%s'", is_call ? "call" : "macro", ends[0]);
+            if (!P->failed)
+                perr(P, line, "unexpected end of template: '%s' was not closed by '%s'",
+                     is_call ? "call" : "macro", ends[0]);
             return NULL;
         }
         if (!is_call && cur(P)->kind == T_NAME) advance(P); /* {% endmacro name %} */
@@ -934,7 +961,8 @@ static node *parse_statement(parser *P) {
         static const char *const ends[] = {"endfilter"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed) perr(P, line, "unexpected end of template: 'filter' was not closed by 'endfilter'");
+            if (!P->failed)
+                perr(P, line, "unexpected end of template: 'filter' was not closed by 'endfilter'");
             return NULL;
         }
         nd->list3 = as_list(&body);
@@ -959,7 +987,8 @@ static node *parse_statement(parser *P) {
         static const char *const ends[] = {"endwith"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed) perr(P, line, "unexpected end of template: 'with' was not closed by 'endwith'");
+            if (!P->failed)
+                perr(P, line, "unexpected end of template: 'with' was not closed by 'endwith'");
             return NULL;
         }
         nd->list3 = as_list(&body);
@@ -972,7 +1001,9 @@ static node *parse_statement(parser *P) {
         static const char *const ends[] = {"endgeneration"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed) perr(P, line, "unexpected end of template: 'generation' was not closed by 'endgeneration'");
+            if (!P->failed)
+                perr(P, line,
+                     "unexpected end of template: 'generation' was not closed by 'endgeneration'");
             return NULL;
         }
         nd->list3 = as_list(&body);
@@ -1003,7 +1034,8 @@ static bool parse_body(parser *P, const char *const *ends, int nends, vec *out) 
             node *nd = mk(P, N_OUTPUT, t->line);
             if (!(nd->a = parse_tuple(P, 0, NULL, false))) return false;
             if (cur(P)->kind != T_VAR_END) {
-                perr(P, cur(P)->line, "expected end of print statement, got '%s'", describe(P, cur(P)));
+                perr(P, cur(P)->line, "expected end of print statement, got '%s'",
+                     describe(P, cur(P)));
                 return false;
             }
             advance(P);

@@ -14,7 +14,8 @@
 
 size_t u8_decode(const char *s, size_t len, size_t i, int32_t *cp) {
     utf8proc_int32_t c;
-    utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
+    utf8proc_ssize_t k =
+        utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(len - i), &c);
     if (k <= 0) {
         *cp = (unsigned char)s[i];
         return 1;
@@ -54,14 +55,17 @@ bool py_isprintable(int32_t cp) {
     case UTF8PROC_CATEGORY_CN:
     case UTF8PROC_CATEGORY_ZL:
     case UTF8PROC_CATEGORY_ZP:
-    case UTF8PROC_CATEGORY_ZS: return false;
-    default: return true;
+    case UTF8PROC_CATEGORY_ZS:
+        return false;
+    default:
+        return true;
     }
 }
 
 static bool is_cased_letter(int32_t cp) {
     utf8proc_category_t cat = utf8proc_category(cp);
-    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LT;
+    return cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+           cat == UTF8PROC_CATEGORY_LT;
 }
 
 typedef enum { CASE_UPPER, CASE_LOWER, CASE_TITLE } case_kind;
@@ -99,10 +103,18 @@ static jv *map_str(jctx *c, const jv *s, int mode, case_kind k) {
     return r;
 }
 
-jv *py_str_upper(jctx *c, const jv *s) { return map_str(c, s, 0, CASE_UPPER); }
-jv *py_str_lower(jctx *c, const jv *s) { return map_str(c, s, 0, CASE_LOWER); }
-jv *py_str_title(jctx *c, const jv *s) { return map_str(c, s, 1, CASE_TITLE); }
-jv *py_str_capitalize(jctx *c, const jv *s) { return map_str(c, s, 2, CASE_TITLE); }
+jv *py_str_upper(jctx *c, const jv *s) {
+    return map_str(c, s, 0, CASE_UPPER);
+}
+jv *py_str_lower(jctx *c, const jv *s) {
+    return map_str(c, s, 0, CASE_LOWER);
+}
+jv *py_str_title(jctx *c, const jv *s) {
+    return map_str(c, s, 1, CASE_TITLE);
+}
+jv *py_str_capitalize(jctx *c, const jv *s) {
+    return map_str(c, s, 2, CASE_TITLE);
+}
 
 static bool in_chars(int32_t cp, const jv *chars) {
     if (!chars) return py_isspace(cp);
@@ -163,7 +175,9 @@ jv *py_str_replace(jctx *c, const jv *s, const jv *old, const jv *new_, long lon
         }
     } else {
         while (p <= end && !c->failed) {
-            const char *hit = (count < 0 || done < count) ? find_bytes(p, (size_t)(end - p), old->u.str.s, ol) : NULL;
+            const char *hit = (count < 0 || done < count)
+                                  ? find_bytes(p, (size_t)(end - p), old->u.str.s, ol)
+                                  : NULL;
             if (!hit) {
                 ob_put(c, &b, p, (size_t)(end - p));
                 break;
@@ -194,7 +208,9 @@ jv *py_str_split(jctx *c, const jv *s, const jv *sep, long long maxsplit, bool f
             size_t start = 0;
             long long n = 0;
             for (;;) {
-                const char *hit = (maxsplit < 0 || n < maxsplit) ? find_bytes(p + start, len - start, sep->u.str.s, sl) : NULL;
+                const char *hit = (maxsplit < 0 || n < maxsplit)
+                                      ? find_bytes(p + start, len - start, sep->u.str.s, sl)
+                                      : NULL;
                 if (!hit) break;
                 jv_list_push(c, out, jv_strref(c, p + start, (size_t)(hit - (p + start))));
                 start = (size_t)(hit - p) + sl;
@@ -396,12 +412,14 @@ jv *py_percent_format(jctx *c, const jv *fmt, const jv *args) {
         long width = -1, prec = -1;
         if (p < end && *p >= '0' && *p <= '9') {
             width = 0;
-            while (p < end && *p >= '0' && *p <= '9' && width < 100000) width = width * 10 + (*p++ - '0');
+            while (p < end && *p >= '0' && *p <= '9' && width < 100000)
+                width = width * 10 + (*p++ - '0');
         }
         if (p < end && *p == '.') {
             p++;
             prec = 0;
-            while (p < end && *p >= '0' && *p <= '9' && prec < 1000) prec = prec * 10 + (*p++ - '0');
+            while (p < end && *p >= '0' && *p <= '9' && prec < 1000)
+                prec = prec * 10 + (*p++ - '0');
         }
         while (p < end && strchr("hlL", *p)) p++;
         if (p >= end) {
@@ -500,7 +518,8 @@ static void format_value(jctx *c, outbuf *b, jv *v, const char *spec, size_t sl)
         zero = true;
         i++;
     }
-    while (i < sl && spec[i] >= '0' && spec[i] <= '9') width = (width < 0 ? 0 : width * 10) + (spec[i++] - '0');
+    while (i < sl && spec[i] >= '0' && spec[i] <= '9')
+        width = (width < 0 ? 0 : width * 10) + (spec[i++] - '0');
     if (i < sl && spec[i] == ',') {
         comma = true;
         i++;
@@ -655,8 +674,10 @@ jv *py_str_format(jctx *c, const jv *fmt, jargs *a) {
             }
         }
         if (bang && bang + 1 < q) {
-            if (bang[1] == 'r' || bang[1] == 'a') v = jv_repr(c, v);
-            else if (bang[1] == 's') v = jv_to_str(c, v);
+            if (bang[1] == 'r' || bang[1] == 'a')
+                v = jv_repr(c, v);
+            else if (bang[1] == 's')
+                v = jv_to_str(c, v);
         }
         if (colon)
             format_value(c, &b, v, colon + 1, (size_t)(q - colon - 1));
@@ -674,12 +695,23 @@ jv *html_escape(jctx *c, const jv *s) {
     for (size_t i = 0; i < s->u.str.len; i++) {
         char ch = s->u.str.s[i];
         switch (ch) {
-        case '&': ob_put(c, &b, "&amp;", 5); break;
-        case '<': ob_put(c, &b, "&lt;", 4); break;
-        case '>': ob_put(c, &b, "&gt;", 4); break;
-        case '"': ob_put(c, &b, "&#34;", 5); break;
-        case '\'': ob_put(c, &b, "&#39;", 5); break;
-        default: ob_putc(c, &b, ch);
+        case '&':
+            ob_put(c, &b, "&amp;", 5);
+            break;
+        case '<':
+            ob_put(c, &b, "&lt;", 4);
+            break;
+        case '>':
+            ob_put(c, &b, "&gt;", 4);
+            break;
+        case '"':
+            ob_put(c, &b, "&#34;", 5);
+            break;
+        case '\'':
+            ob_put(c, &b, "&#39;", 5);
+            break;
+        default:
+            ob_putc(c, &b, ch);
         }
     }
     jv *r = jv_str(c, b.s ? b.s : "", b.len);

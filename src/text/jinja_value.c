@@ -122,7 +122,9 @@ jv *jv_str(jctx *c, const char *s, size_t len) {
     return jv_strref(c, arena_strndup(&c->ar, s, len), len);
 }
 
-jv *jv_cstr(jctx *c, const char *s) { return jv_str(c, s, strlen(s)); }
+jv *jv_cstr(jctx *c, const char *s) {
+    return jv_str(c, s, strlen(s));
+}
 
 jv *jv_list(jctx *c, jv_seq seq, size_t cap) {
     if (cap > JJ_MAX_ITEMS) {
@@ -173,7 +175,9 @@ jv *jv_dict_get(const jv *d, const jv *key) {
     return NULL;
 }
 
-jv *jv_dict_gets(const jv *d, const char *key) { return jv_dict_getn(d, key, strlen(key)); }
+jv *jv_dict_gets(const jv *d, const char *key) {
+    return jv_dict_getn(d, key, strlen(key));
+}
 
 jv *jv_dict_getn(const jv *d, const char *key, size_t len) {
     for (size_t i = 0; i < d->u.dict.n; i++) {
@@ -228,26 +232,30 @@ jv *jv_from_json(jctx *c, const json_t *j) {
     switch (json_typeof(j)) {
     case JSON_OBJECT: {
         jv *d = jv_dict(c);
-        const char *k;
-        json_t *val;
-        json_object_foreach((json_t *)j, k, val) {
-            jv_dict_set(c, d, jv_cstr(c, k), jv_from_json(c, val));
-        }
+        for (void *it = json_object_iter((json_t *)j); it;
+             it = json_object_iter_next((json_t *)j, it))
+            jv_dict_set(c, d, jv_cstr(c, json_object_iter_key(it)),
+                        jv_from_json(c, json_object_iter_value(it)));
         return d;
     }
     case JSON_ARRAY: {
         jv *l = jv_list(c, SEQ_LIST, json_array_size(j));
-        size_t i;
-        json_t *val;
-        json_array_foreach(j, i, val) jv_list_push(c, l, jv_from_json(c, val));
+        for (size_t i = 0; i < json_array_size(j); i++)
+            jv_list_push(c, l, jv_from_json(c, json_array_get(j, i)));
         return l;
     }
-    case JSON_STRING: return jv_str(c, json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return jv_int(c, json_integer_value(j));
-    case JSON_REAL: return jv_float(c, json_real_value(j));
-    case JSON_TRUE: return JV_BOOLV(true);
-    case JSON_FALSE: return JV_BOOLV(false);
-    default: return JV_NONEV;
+    case JSON_STRING:
+        return jv_str(c, json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        return jv_int(c, json_integer_value(j));
+    case JSON_REAL:
+        return jv_float(c, json_real_value(j));
+    case JSON_TRUE:
+        return JV_BOOLV(true);
+    case JSON_FALSE:
+        return JV_BOOLV(false);
+    default:
+        return JV_NONEV;
     }
 }
 
@@ -255,14 +263,22 @@ jv *jv_from_json(jctx *c, const json_t *j) {
 bool jv_truthy(const jv *v) {
     switch (v->kind) {
     case JV_UNDEF:
-    case JV_NONE: return false;
-    case JV_BOOL: return v->u.b;
-    case JV_INT: return v->u.i != 0;
-    case JV_FLOAT: return v->u.f != 0;
-    case JV_STR: return v->u.str.len > 0;
-    case JV_LIST: return v->u.list.seq == SEQ_GEN || v->u.list.n > 0;
-    case JV_DICT: return v->u.dict.n > 0;
-    default: return true;
+    case JV_NONE:
+        return false;
+    case JV_BOOL:
+        return v->u.b;
+    case JV_INT:
+        return v->u.i != 0;
+    case JV_FLOAT:
+        return v->u.f != 0;
+    case JV_STR:
+        return v->u.str.len > 0;
+    case JV_LIST:
+        return v->u.list.seq == SEQ_GEN || v->u.list.n > 0;
+    case JV_DICT:
+        return v->u.dict.n > 0;
+    default:
+        return true;
     }
 }
 
@@ -284,7 +300,8 @@ bool jv_eq(const jv *a, const jv *b) {
     if (a->kind != b->kind) return false;
     switch (a->kind) {
     case JV_UNDEF:
-    case JV_NONE: return true;
+    case JV_NONE:
+        return true;
     case JV_STR:
         return a->u.str.len == b->u.str.len && !memcmp(a->u.str.s, b->u.str.s, a->u.str.len);
     case JV_LIST: {
@@ -304,32 +321,49 @@ bool jv_eq(const jv *a, const jv *b) {
         }
         return true;
     }
-    default: return false;
+    default:
+        return false;
     }
 }
 
 const char *jv_type_name(const jv *v) {
     switch (v->kind) {
-    case JV_UNDEF: return "Undefined";
-    case JV_NONE: return "NoneType";
-    case JV_BOOL: return "bool";
-    case JV_INT: return "int";
-    case JV_FLOAT: return "float";
-    case JV_STR: return "str";
+    case JV_UNDEF:
+        return "Undefined";
+    case JV_NONE:
+        return "NoneType";
+    case JV_BOOL:
+        return "bool";
+    case JV_INT:
+        return "int";
+    case JV_FLOAT:
+        return "float";
+    case JV_STR:
+        return "str";
     case JV_LIST:
         switch (v->u.list.seq) {
-        case SEQ_TUPLE: return "tuple";
-        case SEQ_GEN: return "generator";
-        case SEQ_ITEMS: return "dict_items";
-        case SEQ_KEYS: return "dict_keys";
-        case SEQ_VALUES: return "dict_values";
-        default: return "list";
+        case SEQ_TUPLE:
+            return "tuple";
+        case SEQ_GEN:
+            return "generator";
+        case SEQ_ITEMS:
+            return "dict_items";
+        case SEQ_KEYS:
+            return "dict_keys";
+        case SEQ_VALUES:
+            return "dict_values";
+        default:
+            return "list";
         }
-    case JV_DICT: return "dict";
-    case JV_NS: return "Namespace";
-    case JV_FUNC: return v->u.fn.kind == FN_BUILTIN && v->u.fn.self ? "builtin_function_or_method"
-                                                                      : "function";
-    case JV_LOOP: return "LoopContext";
+    case JV_DICT:
+        return "dict";
+    case JV_NS:
+        return "Namespace";
+    case JV_FUNC:
+        return v->u.fn.kind == FN_BUILTIN && v->u.fn.self ? "builtin_function_or_method"
+                                                          : "function";
+    case JV_LOOP:
+        return "LoopContext";
     }
     return "object";
 }
@@ -355,7 +389,9 @@ void ob_put(jctx *c, outbuf *b, const char *s, size_t n) {
     b->s[b->len] = 0;
 }
 
-void ob_putc(jctx *c, outbuf *b, char ch) { ob_put(c, b, &ch, 1); }
+void ob_putc(jctx *c, outbuf *b, char ch) {
+    ob_put(c, b, &ch, 1);
+}
 
 void ob_free(outbuf *b) {
     free(b->s);
@@ -363,7 +399,9 @@ void ob_free(outbuf *b) {
     b->len = b->cap = 0;
 }
 
-static void ob_puts(jctx *c, outbuf *b, const char *s) { ob_put(c, b, s, strlen(s)); }
+static void ob_puts(jctx *c, outbuf *b, const char *s) {
+    ob_put(c, b, s, strlen(s));
+}
 
 /* repr(float): the shortest digits that read back exactly, in Python's layout. */
 void py_float_repr(double f, char *buf, size_t n) {
@@ -386,7 +424,7 @@ void py_float_repr(double f, char *buf, size_t n) {
         if (strtod(tmp, NULL) == f) break;
     }
     /* tmp is [-]d[.ddd]e[+-]XX: pull out the digits and the decimal exponent */
-    char digits[24];
+    char digits[24] = {0};
     int nd = 0;
     const char *p = tmp;
     bool neg = *p == '-';
@@ -475,17 +513,32 @@ void jv_write_repr(jctx *c, outbuf *b, const jv *v) {
         return;
     }
     switch (v->kind) {
-    case JV_STR: write_str_repr(c, b, v->u.str.s, v->u.str.len); return;
-    case JV_UNDEF: ob_puts(c, b, "Undefined"); return;
+    case JV_STR:
+        write_str_repr(c, b, v->u.str.s, v->u.str.len);
+        return;
+    case JV_UNDEF:
+        ob_puts(c, b, "Undefined");
+        return;
     case JV_LIST: {
         const char *open = "[", *close = "]";
         switch (v->u.list.seq) {
-        case SEQ_TUPLE: open = "(", close = ")"; break;
-        case SEQ_GEN: ob_puts(c, b, "<generator object>"); return;
-        case SEQ_ITEMS: open = "dict_items([", close = "])"; break;
-        case SEQ_KEYS: open = "dict_keys([", close = "])"; break;
-        case SEQ_VALUES: open = "dict_values([", close = "])"; break;
-        default: break;
+        case SEQ_TUPLE:
+            open = "(", close = ")";
+            break;
+        case SEQ_GEN:
+            ob_puts(c, b, "<generator object>");
+            return;
+        case SEQ_ITEMS:
+            open = "dict_items([", close = "])";
+            break;
+        case SEQ_KEYS:
+            open = "dict_keys([", close = "])";
+            break;
+        case SEQ_VALUES:
+            open = "dict_values([", close = "])";
+            break;
+        default:
+            break;
         }
         ob_puts(c, b, open);
         c->depth++;
@@ -513,16 +566,22 @@ void jv_write_repr(jctx *c, outbuf *b, const jv *v) {
         ob_putc(c, b, '}');
         if (v->kind == JV_NS) ob_putc(c, b, '>');
         return;
-    default: jv_write_str(c, b, v);
+    default:
+        jv_write_str(c, b, v);
     }
 }
 
 void jv_write_str(jctx *c, outbuf *b, const jv *v) {
     char num[64];
     switch (v->kind) {
-    case JV_UNDEF: return;
-    case JV_NONE: ob_puts(c, b, "None"); return;
-    case JV_BOOL: ob_puts(c, b, v->u.b ? "True" : "False"); return;
+    case JV_UNDEF:
+        return;
+    case JV_NONE:
+        ob_puts(c, b, "None");
+        return;
+    case JV_BOOL:
+        ob_puts(c, b, v->u.b ? "True" : "False");
+        return;
     case JV_INT:
         snprintf(num, sizeof(num), "%lld", v->u.i);
         ob_puts(c, b, num);
@@ -531,7 +590,9 @@ void jv_write_str(jctx *c, outbuf *b, const jv *v) {
         py_float_repr(v->u.f, num, sizeof(num));
         ob_puts(c, b, num);
         return;
-    case JV_STR: ob_put(c, b, v->u.str.s, v->u.str.len); return;
+    case JV_STR:
+        ob_put(c, b, v->u.str.s, v->u.str.len);
+        return;
     case JV_FUNC:
         snprintf(num, sizeof(num), "<function %s>", v->u.fn.name ? v->u.fn.name : "?");
         ob_puts(c, b, num);
@@ -540,7 +601,8 @@ void jv_write_str(jctx *c, outbuf *b, const jv *v) {
         snprintf(num, sizeof(num), "<LoopContext %lld/%lld>", v->u.loop->i + 1, v->u.loop->n);
         ob_puts(c, b, num);
         return;
-    default: jv_write_repr(c, b, v);
+    default:
+        jv_write_repr(c, b, v);
     }
 }
 
@@ -578,13 +640,27 @@ static void json_write_string(jctx *c, outbuf *b, const char *s, size_t len, boo
         const char *esc = NULL;
         char ubuf[16];
         switch (ch) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
         default:
             if (ch < 0x20) {
                 snprintf(ubuf, sizeof(ubuf), "\\u%04x", ch);
@@ -639,9 +715,15 @@ static void json_write(jctx *c, outbuf *b, const jv *v, const json_opts *o, int 
         return;
     }
     switch (v->kind) {
-    case JV_NONE: ob_puts(c, b, "null"); return;
-    case JV_BOOL: ob_puts(c, b, v->u.b ? "true" : "false"); return;
-    case JV_INT: jv_write_str(c, b, v); return;
+    case JV_NONE:
+        ob_puts(c, b, "null");
+        return;
+    case JV_BOOL:
+        ob_puts(c, b, v->u.b ? "true" : "false");
+        return;
+    case JV_INT:
+        jv_write_str(c, b, v);
+        return;
     case JV_FLOAT:
         if (isnan(v->u.f))
             ob_puts(c, b, "NaN");
@@ -652,7 +734,9 @@ static void json_write(jctx *c, outbuf *b, const jv *v, const json_opts *o, int 
             ob_puts(c, b, num);
         }
         return;
-    case JV_STR: json_write_string(c, b, v->u.str.s, v->u.str.len, o->ensure_ascii); return;
+    case JV_STR:
+        json_write_string(c, b, v->u.str.s, v->u.str.len, o->ensure_ascii);
+        return;
     case JV_LIST:
         if (v->u.list.seq == SEQ_LIST || v->u.list.seq == SEQ_TUPLE) {
             if (!v->u.list.n) {
@@ -710,7 +794,8 @@ static void json_write(jctx *c, outbuf *b, const jv *v, const json_opts *o, int 
         ob_putc(c, b, '}');
         return;
     }
-    default: break;
+    default:
+        break;
     }
     jerr(c, "Object of type %s is not JSON serializable", jv_type_name(v));
 }
@@ -729,8 +814,7 @@ jv *jv_tojson(jctx *c, const jv *v, const jv *indent, const char *item_sep, cons
             memset(sp, ' ', (size_t)k);
             o.indent = sp;
         } else {
-            jerr(c, "tojson: indent must be an integer or a string, not %s",
-                 jv_type_name(indent));
+            jerr(c, "tojson: indent must be an integer or a string, not %s", jv_type_name(indent));
             return JV_UNDEFINED;
         }
     }

@@ -151,10 +151,11 @@ static void test_load_from_model_folder(void) {
     json_t *tools = json_pack("[{s:s}]", "name", "t");
 
     /* named templates: "tool_use" when tools are given; tokens may be AddedToken objects */
-    write_text(cfg, "{\"bos_token\": {\"content\": \"<s>\", \"lstrip\": false},"
-                    " \"eos_token\": \"</s>\", \"model_max_length\": 1000000000000000019884624838656,"
-                    " \"chat_template\": [{\"name\": \"default\", \"template\": \"D{{ bos_token }}\"},"
-                    " {\"name\": \"tool_use\", \"template\": \"T{{ tools|length }}{{ eos_token }}\"}]}");
+    write_text(cfg,
+               "{\"bos_token\": {\"content\": \"<s>\", \"lstrip\": false},"
+               " \"eos_token\": \"</s>\", \"model_max_length\": 1000000000000000019884624838656,"
+               " \"chat_template\": [{\"name\": \"default\", \"template\": \"D{{ bos_token }}\"},"
+               " {\"name\": \"tool_use\", \"template\": \"T{{ tools|length }}{{ eos_token }}\"}]}");
     chat_template *ct = chat_template_load(dir, NULL);
     CHECK(ct != NULL);
     if (ct) {
