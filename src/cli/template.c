@@ -84,10 +84,10 @@ static int run_batch(const char *path) {
                 ct, json_object_get(cs, "messages"), json_is_null(tools) ? NULL : tools,
                 agp ? json_is_true(agp) : true, json_object_get(cs, "kwargs"));
         }
-        if (text)
-            json_array_append_new(results, json_pack("{s:s}", "text", text));
-        else
-            json_array_append_new(results, json_pack("{s:s}", "error", kiln_last_error()));
+        json_t *r = text ? json_pack("{s:s}", "text", text)
+                         : json_pack("{s:s}", "error", kiln_last_error());
+        if (!r) r = json_pack("{s:s}", "error", "result is not valid UTF-8");
+        json_array_append_new(results, r);
         free(text);
         if (ct && k >= ARRAY_LEN(cache)) chat_template_free(ct);
     }

@@ -173,6 +173,17 @@ jv *jinja_call_macro(jctx *c, jv *fn, jargs *a) {
     bool *given = arena_alloc(&c->ar, (size_t)(np + 1) * sizeof(bool));
     jv *varargs = jv_list(c, SEQ_TUPLE, 0);
     jv *kwargs = jv_dict(c);
+    /* Jinja2 refuses arguments the macro has no place for (caller: the {% call %} form) */
+    bool is_macro = fn->u.fn.kind == FN_MACRO;
+    if (is_macro && a->npos > np && !(def->op & 1)) {
+        jerr(c, "macro '%s' takes not more than %d argument(s)", fn->u.fn.name, np);
+        return JV_UNDEFINED;
+    }
+    if (is_macro && fn->u.fn.caller && !(def->op & 4)) {
+        jerr(c, "macro '%s' was invoked with two values for the special caller argument",
+             fn->u.fn.name);
+        return JV_UNDEFINED;
+    }
     for (int i = 0; i < a->npos; i++) {
         if (i < np) {
             assign(c, sc, def->list.v[i]->name, a->pos[i]);
@@ -192,6 +203,9 @@ jv *jinja_call_macro(jctx *c, jv *fn, jargs *a) {
             }
             assign(c, sc, def->list.v[i]->name, a->kwv[k]);
             given[i] = true;
+        } else if (is_macro && !(def->op & 2)) {
+            jerr(c, "macro '%s' takes no keyword argument '%s'", fn->u.fn.name, a->kwn[k]);
+            return JV_UNDEFINED;
         } else
             jv_dict_set(c, kwargs, jv_cstr(c, a->kwn[k]), a->kwv[k]);
     }
@@ -234,6 +248,10 @@ static jv *make_macro(jctx *c, scope *sc, const node *def, const char *name, jfn
 static jv *eval_filter(jctx *c, scope *sc, const node *nd) {
     jv *in = nd->a ? eval(c, sc, nd->a) : c->filter_input;
     if (c->failed) return JV_UNDEFINED;
+    if (!nd->filter) {
+        jerr(c, "no filter named '%s'", nd->name);
+        return JV_UNDEFINED;
+    }
     jargs a;
     if (!eval_args(c, sc, nd, &a)) return JV_UNDEFINED;
     // cppcheck-suppress returnDanglingLifetime ; filters return arena values, never &a
@@ -285,6 +303,12 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         jv *b = nd->c ? eval(c, sc, nd->c) : JV_NONEV;
         jv *s = nd->d ? eval(c, sc, nd->d) : JV_NONEV;
         if (c->failed) return JV_UNDEFINED;
+        /* Jinja2 folds a slice of a literal at compile time through its getitem, which
+         * gives undefined instead of Python's TypeError */
+        bool folded = nd->a->kind == E_CONST && (!nd->b || nd->b->kind == E_CONST) &&
+                      (!nd->c || nd->c->kind == E_CONST) && (!nd->d || nd->d->kind == E_CONST);
+        if (folded && o->kind != JV_STR)
+            return jv_undef(c, "'%s' object is not subscriptable", jv_type_name(o));
         return jinja_slice(c, o, a, b, s);
     }
     case E_CALL: {
@@ -301,6 +325,10 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         if (c->failed) return JV_UNDEFINED;
         jargs a;
         if (!eval_args(c, sc, nd, &a)) return JV_UNDEFINED;
+        if (!nd->test) {
+            jerr(c, "no test named '%s'", nd->name);
+            return JV_UNDEFINED;
+        }
         int r = nd->test(c, v, &a);
         if (r < 0) return JV_UNDEFINED;
         return JV_BOOLV(nd->flag ? !r : r);

@@ -264,6 +264,7 @@ FILTER(f_float) {
     BIND("float", "default");
     jv *dflt = arg[0] ? arg[0] : jv_float(c, 0.0);
     double f;
+    if (v->kind == JV_UNDEF) return jerr_undef(c, v); /* float(Undefined) fails */
     if (v->kind == JV_FLOAT) return v;
     if (is_int_like(v)) return jv_float(c, (double)int_of(v));
     if (v->kind == JV_STR && parse_py_float(v, &f)) return jv_float(c, f);
@@ -274,6 +275,7 @@ FILTER(f_int) {
     BIND("int", "default", "base");
     jv *dflt = arg[0] ? arg[0] : jv_int(c, 0);
     int base = arg[1] && is_int_like(arg[1]) ? (int)int_of(arg[1]) : 10;
+    if (v->kind == JV_UNDEF) return jerr_undef(c, v); /* int(Undefined) fails */
     if (is_int_like(v)) return jv_int(c, int_of(v));
     if (v->kind == JV_FLOAT) {
         if (!isfinite(v->u.f)) return dflt;
@@ -793,7 +795,19 @@ jfilter jinja_find_filter(const char *name) {
 }
 
 /* ---- tests ---- */
+static int no_args(jctx *c, jargs *a, const char *name) {
+    if (a->npos || a->nkw) {
+        jerr(c, "test_%s() takes 1 positional argument but %d were given", name, 1 + a->npos + a->nkw);
+        return -1;
+    }
+    return 0;
+}
+
 static int need_arg(jctx *c, jargs *a, const char *name) {
+    if (a->npos > 1 || a->nkw) {
+        jerr(c, "test '%s' takes one argument", name);
+        return -1;
+    }
     if (a->npos < 1) {
         jerr(c, "test '%s' needs an argument", name);
         return -1;
@@ -802,87 +816,104 @@ static int need_arg(jctx *c, jargs *a, const char *name) {
 }
 
 TEST(t_defined) {
+    if (no_args(c, a, "defined") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind != JV_UNDEF;
 }
 TEST(t_undefined) {
+    if (no_args(c, a, "undefined") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_UNDEF;
 }
 TEST(t_none) {
+    if (no_args(c, a, "none") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_NONE;
 }
 TEST(t_boolean) {
+    if (no_args(c, a, "boolean") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_BOOL;
 }
 TEST(t_true) {
+    if (no_args(c, a, "true") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_BOOL && v->u.b;
 }
 TEST(t_false) {
+    if (no_args(c, a, "false") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_BOOL && !v->u.b;
 }
 TEST(t_integer) {
+    if (no_args(c, a, "integer") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_INT;
 }
 TEST(t_float) {
+    if (no_args(c, a, "float") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_FLOAT;
 }
 TEST(t_number) {
+    if (no_args(c, a, "number") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_INT || v->kind == JV_FLOAT || v->kind == JV_BOOL;
 }
 TEST(t_string) {
+    if (no_args(c, a, "string") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_STR;
 }
 TEST(t_mapping) {
+    if (no_args(c, a, "mapping") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_DICT;
 }
 TEST(t_callable) {
+    if (no_args(c, a, "callable") < 0) return -1;
     (void)c;
     (void)a;
-    return v->kind == JV_FUNC;
+    return v->kind == JV_FUNC || v->kind == JV_UNDEF; /* Undefined has __call__ */
 }
 TEST(t_escaped) {
+    if (no_args(c, a, "escaped") < 0) return -1;
     (void)c;
     (void)a;
     (void)v;
     return 0;
 }
 TEST(t_iterable) {
+    if (no_args(c, a, "iterable") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_STR || v->kind == JV_LIST || v->kind == JV_DICT || v->kind == JV_UNDEF;
 }
 TEST(t_sequence) {
+    if (no_args(c, a, "sequence") < 0) return -1;
     (void)c;
     (void)a;
     return v->kind == JV_STR || v->kind == JV_DICT || jv_is_seq(v) || v->kind == JV_UNDEF;
 }
 TEST(t_lower) {
+    if (no_args(c, a, "lower") < 0) return -1;
     (void)a;
     if (v->kind != JV_STR) return 0;
     return jv_eq(py_str_lower(c, v), v);
 }
 TEST(t_upper) {
+    if (no_args(c, a, "upper") < 0) return -1;
     (void)a;
     if (v->kind != JV_STR) return 0;
     return jv_eq(py_str_upper(c, v), v);
@@ -900,6 +931,7 @@ static int int_test(jctx *c, jv *v, long long *out) {
     return -1;
 }
 TEST(t_odd) {
+    if (no_args(c, a, "odd") < 0) return -1;
     (void)a;
     long long x;
     if (v->kind == JV_FLOAT) return fmod(v->u.f, 2) != 0;
@@ -907,6 +939,7 @@ TEST(t_odd) {
     return (x % 2) != 0;
 }
 TEST(t_even) {
+    if (no_args(c, a, "even") < 0) return -1;
     (void)a;
     long long x;
     if (v->kind == JV_FLOAT) return fmod(v->u.f, 2) == 0;
@@ -954,10 +987,12 @@ TEST(t_ge) {
     return cmp_test(c, v, a, OP_GE);
 }
 TEST(t_filter) {
+    if (no_args(c, a, "filter") < 0) return -1;
     (void)a;
     return v->kind == JV_STR && jinja_find_filter(arena_strndup(&c->ar, v->u.str.s, v->u.str.len));
 }
 TEST(t_test) {
+    if (no_args(c, a, "test") < 0) return -1;
     (void)a;
     return v->kind == JV_STR && jinja_find_test(arena_strndup(&c->ar, v->u.str.s, v->u.str.len));
 }

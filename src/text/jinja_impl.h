@@ -176,6 +176,8 @@ jv *jerr_undef(jctx *c, const jv *u);
 size_t u8_decode(const char *s, size_t len, size_t i, int32_t *cp); /* returns bytes used (>=1) */
 size_t u8_encode(int32_t cp, char *out);
 size_t u8_count(const char *s, size_t len);
+/* Makes a message valid UTF-8 in place (a cut or broken sequence becomes '?'). */
+void utf8_sanitize(char *s);
 bool py_isspace(int32_t cp);
 bool py_isprintable(int32_t cp);
 jv *py_str_upper(jctx *c, const jv *s);

@@ -32,6 +32,7 @@ static int lex_fail(lexer *L, int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(L->err, L->errlen, "line %d: %s", line, msg);
+    utf8_sanitize(L->err);
     return -1;
 }
 
@@ -216,6 +217,12 @@ static int lex_number(lexer *L, size_t *pi, int line) {
     char buf[128];
     size_t bl = 0;
     int base = 10;
+    if (!is_float && s[start] == '0' && !(start + 1 < n && strchr("bBoOxX", s[start + 1]))) {
+        /* a decimal integer that starts with 0 is only zeros: "01" is 0 then 1 */
+        end = start + 1;
+        while (end < n && (s[end] == '0' || (s[end] == '_' && end + 1 < n && s[end + 1] == '0')))
+            end++;
+    }
     if (!is_float && s[start] == '0' && start + 1 < n && strchr("bBoOxX", s[start + 1])) {
         char b = (char)(s[start + 1] | 0x20);
         base = b == 'b' ? 2 : b == 'o' ? 8 : 16;
@@ -309,7 +316,11 @@ static int lex_tag(lexer *L, bool is_block, size_t *pi, bool *line_starting) {
                 break;
             }
         }
-        if (!op) return lex_fail(L, L->line, "unexpected char '%c'", ch);
+        if (!op) {
+            int32_t cp;
+            size_t cl = u8_decode(s, n, i, &cp);
+            return lex_fail(L, L->line, "unexpected char '%.*s'", (int)cl, s + i);
+        }
         size_t ol = strlen(op);
         if (ol == 1 && strchr("([{", op[0])) {
             if (depth >= (int)sizeof(stack))
@@ -422,6 +433,7 @@ int jinja_lex(arena *a, const char *src, size_t len, token **toks, size_t *ntoks
                 }
                 break;
             }
+            if (!q && body >= n) break; /* Jinja2 accepts a bare "{#" at the very end */
             if (!q) {
                 lex_fail(&L, L.line, "missing end of comment tag");
                 goto fail;

@@ -144,8 +144,14 @@ static bool slice_index(jctx *c, jv *v, long long *out, bool *given) {
 jv *jinja_slice(jctx *c, jv *obj, jv *start, jv *stop, jv *stepv) {
     if (obj->kind == JV_UNDEF) return jerr_undef(c, obj);
     bool is_str = obj->kind == JV_STR;
-    if (!is_str && !jv_is_seq(obj))
-        return jv_undef(c, "'%s' object is not subscriptable", jv_type_name(obj));
+    if (!is_str && !jv_is_seq(obj)) {
+        /* slices bypass Jinja's getitem, so Python's error stands */
+        if (obj->kind == JV_DICT)
+            jerr(c, "unhashable type: 'slice'");
+        else
+            jerr(c, "'%s' object is not subscriptable", jv_type_name(obj));
+        return JV_UNDEFINED;
+    }
     long long a = 0, b = 0, st = 1;
     bool ha, hb, hs;
     if (!slice_index(c, start, &a, &ha) || !slice_index(c, stop, &b, &hb) ||
@@ -857,6 +863,8 @@ static const char *op_name(int op) {
 }
 
 jv *py_binop(jctx *c, int op, jv *a, jv *b) {
+    /* str % Undefined: Python takes Undefined (it has __getitem__) for a mapping */
+    if (op == OP_MOD && a->kind == JV_STR && b->kind == JV_UNDEF) return py_percent_format(c, a, b);
     if (a->kind == JV_UNDEF) return jerr_undef(c, a);
     if (b->kind == JV_UNDEF) return jerr_undef(c, b);
     if (is_num(a) && is_num(b)) {
@@ -942,6 +950,10 @@ jv *py_binop(jctx *c, int op, jv *a, jv *b) {
         case OP_POW:
             if (x == 0 && y < 0) {
                 jerr(c, "0.0 cannot be raised to a negative power");
+                return JV_UNDEFINED;
+            }
+            if (x < 0 && y != floor(y)) {
+                jerr(c, "a negative number to a fractional power is complex, which is not supported");
                 return JV_UNDEFINED;
             }
             return jv_float(c, pow(x, y));

@@ -30,6 +30,7 @@ static void perr(parser *P, int line, const char *fmt, ...) {
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     snprintf(P->err, sizeof(P->err), "line %d: %s", line, msg);
+    utf8_sanitize(P->err);
     P->failed = true;
 }
 
@@ -621,11 +622,7 @@ static node *parse_filter(parser *P, node *input, int line) {
     node *f = mk(P, E_FILTER, line);
     f->a = input;
     f->name = name;
-    f->filter = jinja_find_filter(name);
-    if (!f->filter) {
-        perr(P, line, "no filter named '%s'", name);
-        return NULL;
-    }
+    f->filter = jinja_find_filter(name); /* unknown: checked by check_names() */
     if (is_op(cur(P), '(')) {
         if (!parse_call_args(P, f)) return NULL;
     } else
@@ -653,10 +650,6 @@ static node *parse_filter_expr(parser *P, node *nd) {
             te->name = name;
             te->flag = neg;
             te->test = jinja_find_test(name);
-            if (!te->test) {
-                perr(P, t->line, "no test named '%s'", name);
-                return NULL;
-            }
             token *a = cur(P);
             if (is_op(a, '(')) {
                 if (!parse_call_args(P, te)) return NULL;
@@ -687,6 +680,84 @@ static node *parse_filter_expr(parser *P, node *nd) {
             break;
     }
     return nd;
+}
+
+/* ---- names of filters and tests ----
+ * Jinja2 rejects an unknown filter or test when it compiles the template, except inside an
+ * if-statement or a conditional expression (a "soft" frame), where it fails only if run. */
+static void check_names(parser *P, const node *nd, bool soft);
+
+static void check_list(parser *P, const nodelist *l, bool soft) {
+    for (int i = 0; i < l->n && !P->failed; i++) check_names(P, l->v[i], soft);
+}
+
+static void check_names(parser *P, const node *nd, bool soft) {
+    if (!nd || P->failed) return;
+    switch (nd->kind) {
+    case N_IF:
+        check_names(P, nd->a, true);
+        check_list(P, &nd->list, true);
+        check_list(P, &nd->list2, true);
+        return;
+    case N_FOR:
+        check_names(P, nd->b, soft);
+        check_names(P, nd->c, false);
+        check_list(P, &nd->list, false);
+        check_list(P, &nd->list2, false);
+        return;
+    case N_MACRO:
+        check_list(P, &nd->list2, false);
+        check_list(P, &nd->list3, false);
+        return;
+    case N_CALLBLOCK:
+        check_names(P, nd->a, soft);
+        check_list(P, &nd->list2, false);
+        check_list(P, &nd->list3, false);
+        return;
+    case N_SETBLOCK:
+    case N_FILTERBLOCK:
+        check_names(P, nd->c, false);
+        check_list(P, &nd->list3, false);
+        return;
+    case N_WITH:
+        check_list(P, &nd->list2, soft);
+        check_list(P, &nd->list3, false);
+        return;
+    case N_SCOPE: check_list(P, &nd->list3, false); return;
+    case E_COND: soft = true; break;
+    case E_FILTER:
+        if (!nd->filter && !soft) perr(P, nd->line, "no filter named '%s'", nd->name);
+        break;
+    case E_TEST:
+        if (!nd->test && !soft) perr(P, nd->line, "no test named '%s'", nd->name);
+        break;
+    default: break;
+    }
+    check_names(P, nd->a, soft);
+    check_names(P, nd->b, soft);
+    check_names(P, nd->c, soft);
+    check_names(P, nd->d, soft);
+    check_list(P, &nd->list, soft);
+    check_list(P, &nd->list2, soft);
+    check_list(P, &nd->list3, soft);
+}
+
+/* Does a macro body use the name (varargs, kwargs, caller) anywhere? */
+static bool uses_name(const node *nd, const char *name) {
+    if (!nd) return false;
+    if (nd->kind == E_NAME && !strcmp(nd->name, name)) return true;
+    const nodelist *lists[] = {&nd->list, &nd->list2, &nd->list3};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < lists[k]->n; i++)
+            if (uses_name(lists[k]->v[i], name)) return true;
+    return uses_name(nd->a, name) || uses_name(nd->b, name) || uses_name(nd->c, name) ||
+           uses_name(nd->d, name);
+}
+
+static bool body_uses(const nodelist *body, const char *name) {
+    for (int i = 0; i < body->n; i++)
+        if (uses_name(body->v[i], name)) return true;
+    return false;
 }
 
 /* ---- statements ---- */
@@ -944,6 +1015,11 @@ static node *parse_statement(parser *P) {
         }
         if (!is_call && cur(P)->kind == T_NAME) advance(P); /* {% endmacro name %} */
         nd->list3 = as_list(&body);
+        /* which of Jinja's special macro names the body uses (op bits: 1 varargs, 2 kwargs,
+         * 4 caller); a call that needs one the body does not use is an error */
+        nd->op = (body_uses(&nd->list3, "varargs") ? 1 : 0) |
+                 (body_uses(&nd->list3, "kwargs") ? 2 : 0) |
+                 (body_uses(&nd->list3, "caller") ? 4 : 0);
         return nd;
     }
     if (is_name(t, "break") || is_name(t, "continue")) {
@@ -1079,6 +1155,11 @@ jinja_template *jinja_parse(const char *src, size_t len) {
     parser P = {.ar = &t->ar, .t = toks, .n = n};
     vec body = {0};
     bool ok = parse_body(&P, NULL, 0, &body);
+    if (ok) {
+        nodelist all = as_list(&body);
+        check_list(&P, &all, false);
+        ok = !P.failed;
+    }
     free(toks);
     if (!ok) {
         kiln_error("chat template syntax error at %s", P.err);

@@ -36,6 +36,19 @@ size_t u8_count(const char *s, size_t len) {
     return n;
 }
 
+void utf8_sanitize(char *s) {
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        utf8proc_int32_t c;
+        utf8proc_ssize_t k = utf8proc_iterate((const utf8proc_uint8_t *)s + i, (utf8proc_ssize_t)(n - i), &c);
+        if (k <= 0) {
+            s[i++] = '?';
+            continue;
+        }
+        i += (size_t)k;
+    }
+}
+
 bool py_isspace(int32_t cp) {
     if (cp < 0x80) return cp == ' ' || (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x1f);
     if (cp == 0x85 || cp == 0xa0) return true;
@@ -377,7 +390,7 @@ jv *py_percent_format(jctx *c, const jv *fmt, const jv *args) {
     const char *p = fmt->u.str.s, *end = p + fmt->u.str.len;
     size_t argi = 0;
     bool is_tuple = args->kind == JV_LIST && args->u.list.seq == SEQ_TUPLE;
-    bool is_map = args->kind == JV_DICT;
+    bool is_map = args->kind == JV_DICT || args->kind == JV_UNDEF; /* has __getitem__ */
     bool used_single = false;
     while (p < end && !c->failed) {
         if (*p != '%') {
@@ -398,6 +411,10 @@ jv *py_percent_format(jctx *c, const jv *fmt, const jv *args) {
                 break;
             }
             jv *key = jv_strref(c, p + 1, (size_t)(q - p - 1));
+            if (args->kind == JV_UNDEF) {
+                jerr_undef(c, args);
+                break;
+            }
             arg = jv_dict_get(args, key);
             if (!arg) {
                 jerr(c, "KeyError: %.*s", (int)key->u.str.len, key->u.str.s);
@@ -491,6 +508,8 @@ jv *py_percent_format(jctx *c, const jv *fmt, const jv *args) {
         }
     }
     if (!c->failed && is_tuple && argi < args->u.list.n)
+        jerr(c, "not all arguments converted during string formatting");
+    if (!c->failed && !is_tuple && !is_map && !used_single && !jv_is_seq(args))
         jerr(c, "not all arguments converted during string formatting");
     jv *r = jv_str(c, b.s ? b.s : "", b.len);
     ob_free(&b);

@@ -61,6 +61,7 @@ void jerr(jctx *c, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(c->err, sizeof(c->err), fmt, ap);
     va_end(ap);
+    utf8_sanitize(c->err);
     c->failed = true;
 }
 
