@@ -797,7 +797,8 @@ jfilter jinja_find_filter(const char *name) {
 /* ---- tests ---- */
 static int no_args(jctx *c, jargs *a, const char *name) {
     if (a->npos || a->nkw) {
-        jerr(c, "test_%s() takes 1 positional argument but %d were given", name, 1 + a->npos + a->nkw);
+        jerr(c, "test_%s() takes 1 positional argument but %d were given", name,
+             1 + a->npos + a->nkw);
         return -1;
     }
     return 0;

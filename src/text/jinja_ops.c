@@ -759,6 +759,17 @@ static jv *attr_raw(jctx *c, jv *obj, const char *name, size_t len, bool *found)
     case JV_NS:
         m = jv_dict_getn(obj, name, len);
         break;
+    case JV_INT:
+    case JV_BOOL:
+    case JV_FLOAT: {
+        /* the numeric attributes of Python's int and float */
+        bool is_f = obj->kind == JV_FLOAT;
+        if (len == 4 && !memcmp(name, "real", 4)) return is_f ? obj : jv_int(c, int_of(obj));
+        if (len == 4 && !memcmp(name, "imag", 4)) return is_f ? jv_float(c, 0.0) : jv_int(c, 0);
+        if (!is_f && len == 9 && !memcmp(name, "numerator", 9)) return jv_int(c, int_of(obj));
+        if (!is_f && len == 11 && !memcmp(name, "denominator", 11)) return jv_int(c, 1);
+        break;
+    }
     case JV_LOOP: {
         jloop *lp = obj->u.loop;
 #define IS(s) (len == strlen(s) && !memcmp(name, s, len))
@@ -953,7 +964,8 @@ jv *py_binop(jctx *c, int op, jv *a, jv *b) {
                 return JV_UNDEFINED;
             }
             if (x < 0 && y != floor(y)) {
-                jerr(c, "a negative number to a fractional power is complex, which is not supported");
+                jerr(c,
+                     "a negative number to a fractional power is complex, which is not supported");
                 return JV_UNDEFINED;
             }
             return jv_float(c, pow(x, y));

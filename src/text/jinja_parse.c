@@ -723,15 +723,20 @@ static void check_names(parser *P, const node *nd, bool soft) {
         check_list(P, &nd->list2, soft);
         check_list(P, &nd->list3, false);
         return;
-    case N_SCOPE: check_list(P, &nd->list3, false); return;
-    case E_COND: soft = true; break;
+    case N_SCOPE:
+        check_list(P, &nd->list3, false);
+        return;
+    case E_COND:
+        soft = true;
+        break;
     case E_FILTER:
         if (!nd->filter && !soft) perr(P, nd->line, "no filter named '%s'", nd->name);
         break;
     case E_TEST:
         if (!nd->test && !soft) perr(P, nd->line, "no test named '%s'", nd->name);
         break;
-    default: break;
+    default:
+        break;
     }
     check_names(P, nd->a, soft);
     check_names(P, nd->b, soft);
