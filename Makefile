@@ -41,22 +41,24 @@ deps:
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	@echo "  CC $<"
+	@$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libkiln.a: $(LIB_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(BUILD)/kiln: $(CLI_OBJ) $(BUILD)/libkiln.a
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/check.h $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS) -o $@
+	@echo "  LD $@"
+	@$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libkiln.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS) -o $@
+	@$(CC) $(CFLAGS) $< $(BUILD)/libkiln.a $(LDFLAGS) $(LDLIBS) -o $@
 
 bench: $(BUILD)/kiln $(BENCH_BIN)
 
