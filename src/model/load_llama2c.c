@@ -78,7 +78,7 @@ model *model_load_llama2c(const char *path) {
                    path, m->bin.size, (long long)(HEADER_INTS * 4 + floats * 4));
         goto fail;
     }
-    cursor cur = {(const float *)(m->bin.data + HEADER_INTS * 4)};
+    cursor cur = {(const float *)(const void *)(m->bin.data + HEADER_INTS * 4)};
     m->layers = xcalloc((size_t)L, sizeof *m->layers);
     m->embed = dense(&cur, V, D);
     /* Each kind of weight is stored for all layers together. */
