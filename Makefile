@@ -80,7 +80,11 @@ lint:
 format:
 	clang-format -i $$(find src tests/unit bench -name '*.[ch]')
 
-serve: $(BUILD)/kiln
+DEFAULT_MODEL ?= models/kiln-tiny
+
+serve:
+	@tools/setup.sh
+	@$(MAKE) --no-print-directory all
 	$(BUILD)/kiln serve $(DEFAULT_MODEL) --host 127.0.0.1 --port 8000
 
 install: $(BUILD)/kiln
