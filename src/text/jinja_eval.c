@@ -258,6 +258,48 @@ static jv *eval_filter(jctx *c, scope *sc, const node *nd) {
     return nd->filter(c, in, &a);
 }
 
+/* A literal Jinja2 can evaluate when it compiles (NULL: an absent slice bound). */
+static bool is_literal(const node *nd) {
+    if (!nd || nd->kind == E_CONST) return true;
+    switch (nd->kind) {
+    case E_LIST:
+    case E_TUPLE:
+    case E_DICT:
+    case E_NEG:
+    case E_POS:
+    case E_NOT:
+    case E_BIN:
+    case E_AND:
+    case E_OR:
+    case E_CMP:
+    case E_CONCAT:
+    case E_COND:
+    case E_SLICE:
+    case E_ITEM:
+    case E_ATTR:
+        break;
+    default:
+        return false;
+    }
+    if (!is_literal(nd->a) || !is_literal(nd->b) || !is_literal(nd->c) || !is_literal(nd->d))
+        return false;
+    for (int i = 0; i < nd->list.n; i++)
+        if (!is_literal(nd->list.v[i])) return false;
+    for (int i = 0; i < nd->list2.n; i++)
+        if (!is_literal(nd->list2.v[i])) return false;
+    return true;
+}
+
+static bool slice_bound_ok(const jv *v) {
+    return v->kind == JV_NONE || v->kind == JV_INT || v->kind == JV_BOOL;
+}
+
+static bool slice_would_work(const jv *o, const jv *a, const jv *b, const jv *s) {
+    if (o->kind != JV_STR && !jv_is_seq(o)) return false;
+    if (!slice_bound_ok(a) || !slice_bound_ok(b) || !slice_bound_ok(s)) return false;
+    return !(s->kind == JV_INT && s->u.i == 0) && !(s->kind == JV_BOOL && !s->u.b);
+}
+
 static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
     switch (nd->kind) {
     case E_CONST:
@@ -298,17 +340,17 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         return jinja_getitem(c, o, k);
     }
     case E_SLICE: {
+        /* a slice inside a tuple subscript (x[1:, 2]) only ever misses: any key will do */
+        if (!nd->a) return JV_NONEV;
         jv *o = eval(c, sc, nd->a);
         jv *a = nd->b ? eval(c, sc, nd->b) : JV_NONEV;
         jv *b = nd->c ? eval(c, sc, nd->c) : JV_NONEV;
         jv *s = nd->d ? eval(c, sc, nd->d) : JV_NONEV;
         if (c->failed) return JV_UNDEFINED;
-        /* Jinja2 folds a slice of a literal at compile time through its getitem, which
-         * gives undefined instead of Python's TypeError */
-        bool folded = nd->a->kind == E_CONST && (!nd->b || nd->b->kind == E_CONST) &&
-                      (!nd->c || nd->c->kind == E_CONST) && (!nd->d || nd->d->kind == E_CONST);
-        if (folded && o->kind != JV_STR)
-            return jv_undef(c, "'%s' object is not subscriptable", jv_type_name(o));
+        /* a {{ }} made only of literals is computed when Jinja2 compiles the template,
+         * through its getitem, which gives undefined where Python would raise */
+        if (c->folding && !slice_would_work(o, a, b, s))
+            return jv_undef(c, "'%s' object cannot be sliced that way", jv_type_name(o));
         return jinja_slice(c, o, a, b, s);
     }
     case E_CALL: {
@@ -473,7 +515,9 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         ob_put(c, c->out, nd->value->u.str.s, nd->value->u.str.len);
         break;
     case N_OUTPUT: {
+        c->folding = is_literal(nd->a);
         jv *v = eval(c, sc, nd->a);
+        c->folding = false;
         if (!c->failed) emit(c, v);
         break;
     }
@@ -490,8 +534,9 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         break;
     }
     case N_SETBLOCK: {
+        /* the body has its own scope: what it sets stays inside */
         int st;
-        jv *v = capture(c, sc, &nd->list3, &st);
+        jv *v = capture(c, new_scope(c, sc), &nd->list3, &st);
         if (nd->c && !c->failed) v = apply_filter_chain(c, sc, nd->c, v);
         if (!c->failed) unpack_assign(c, sc, nd->a, v);
         if (st != ST_OK) return st;
@@ -524,7 +569,7 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         return ST_CONTINUE;
     case N_FILTERBLOCK: {
         int st;
-        jv *v = capture(c, sc, &nd->list3, &st);
+        jv *v = capture(c, new_scope(c, sc), &nd->list3, &st);
         if (!c->failed) v = apply_filter_chain(c, sc, nd->c, v);
         if (!c->failed) emit(c, v);
         if (st != ST_OK) return st;

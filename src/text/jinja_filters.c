@@ -251,6 +251,8 @@ static bool parse_py_float(jv *s, double *out) {
            (tmp.u.str.s[z - 1] == ' ' || tmp.u.str.s[z - 1] == '\t' || tmp.u.str.s[z - 1] == '\n'))
         z--;
     if (z - a == 0 || z - a >= sizeof(buf)) return false;
+    /* strtod reads hex floats, Python's float() does not */
+    if (memchr(tmp.u.str.s + a, 'x', z - a) || memchr(tmp.u.str.s + a, 'X', z - a)) return false;
     size_t n = 0;
     for (size_t i = a; i < z; i++)
         if (tmp.u.str.s[i] != '_') buf[n++] = tmp.u.str.s[i];
@@ -447,6 +449,7 @@ static jv *select_common(jctx *c, jv *v, jargs *a, bool by_attr, bool keep) {
     if (!jv_truthy(v)) return gen_list(c); /* Jinja2: `if value:` guards the loop */
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
+    if (!items->u.list.n) return gen_list(c); /* lazy in Jinja2: no items, no checks */
     int k = 0;
     jv *attr = NULL;
     if (by_attr) {
@@ -517,6 +520,8 @@ FILTER(f_map) {
         }
         return out;
     }
+    /* Jinja2's map is a lazy generator: with nothing to map, nothing is looked up */
+    if (!items->u.list.n) return out;
     if (a->npos < 1 || a->pos[0]->kind != JV_STR) {
         jerr(c, "map requires a filter argument");
         return JV_UNDEFINED;
@@ -624,6 +629,7 @@ FILTER(f_safe) {
 
 FILTER(f_sort) {
     BIND("sort", "reverse", "case_sensitive", "attribute");
+    if (arg[0] && arg[0]->kind == JV_UNDEF) return jerr_undef(c, arg[0]); /* sorted(reverse=) */
     jv *items = items_of(c, v);
     if (!items) return JV_UNDEFINED;
     sort_opts o = {
@@ -1104,6 +1110,7 @@ static jv *dict_from_args(jctx *c, jargs *a, jv_kind kind, const char *name) {
     }
     if (a->npos == 1) {
         jv *src = a->pos[0];
+        if (src->kind == JV_UNDEF) return jerr_undef(c, src); /* dict(Undefined) fails */
         if (src->kind == JV_DICT || src->kind == JV_NS) {
             for (size_t i = 0; i < src->u.dict.n; i++)
                 jv_dict_set(c, d, src->u.dict.k[i], src->u.dict.v[i]);

@@ -125,6 +125,7 @@ struct jctx {
     long long steps;
     outbuf *out;
     jv *filter_input; /* the body of {% filter %} / block set while its filters run */
+    bool folding;     /* evaluating a {{ }} of literals, which Jinja2 folds at compile time */
     const char *src_name;
 };
 

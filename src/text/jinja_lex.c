@@ -95,7 +95,7 @@ static size_t lstrip_end(const char *s, size_t start, size_t end, bool line_star
 
 /* Python's unicode-escape decoding of a string literal's body. */
 static int decode_string(lexer *L, const char *p, size_t len, int line, token *t) {
-    char *out = arena_alloc(L->ar, len + 1);
+    char *out = arena_alloc(L->ar, len * 3 + 1); /* escapes may grow: \\é -> \\xe9 */
     size_t o = 0;
     for (size_t i = 0; i < len;) {
         if (p[i] != '\\' || i + 1 >= len) {
@@ -162,6 +162,20 @@ static int decode_string(lexer *L, const char *p, size_t len, int line, token *t
                 for (int k = 0; k < 2 && i < len && p[i] >= '0' && p[i] <= '7'; k++)
                     cp = cp * 8 + (p[i++] - '0');
                 o += u8_encode(cp, out + o);
+            } else if ((unsigned char)e >= 0x80) {
+                /* Jinja2 first turns non-ASCII into \xNN / \uNNNN / \UNNNNNNNN text, so a
+                 * backslash before one leaves a backslash and that text */
+                int32_t cp;
+                i -= 1;
+                i += u8_decode(p, len, i, &cp);
+                char esc[16];
+                int k = snprintf(esc, sizeof(esc),
+                                 cp <= 0xff     ? "\\x%02x"
+                                 : cp <= 0xffff ? "\\u%04x"
+                                                : "\\U%08x",
+                                 cp);
+                memcpy(out + o, esc, (size_t)k);
+                o += (size_t)k;
             } else {
                 /* unknown escapes stay as written */
                 out[o++] = '\\';
@@ -353,6 +367,11 @@ static int try_raw(lexer *L, size_t tag, size_t body, bool *line_starting) {
         return 0;
     (void)tag;
     int line = L->line;
+    if (i >= n) { /* nothing after {% raw %}: Jinja2 stops there without complaint */
+        L->line += count_newlines(s, body, n);
+        L->pos = n;
+        return 1;
+    }
     for (size_t j = i; j + 1 < n; j++) {
         if (s[j] != '{' || s[j + 1] != '%') continue;
         size_t k = j + 2;

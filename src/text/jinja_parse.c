@@ -481,6 +481,11 @@ static bool parse_call_args(parser *P, node *nd) {
                 perr(P, cur(P)->line, "too many keyword arguments");
                 return false;
             }
+            for (int k = 0; k < nkw; k++)
+                if (is_name(cur(P), names[k])) {
+                    perr(P, cur(P)->line, "keyword argument repeated: %s", names[k]);
+                    return false;
+                }
             names[nkw++] = name_str(P, cur(P));
             advance(P);
             advance(P);
@@ -567,16 +572,12 @@ static node *parse_postfix(parser *P, node *nd) {
                 vpush(P, &args, s);
             }
             advance(P);
-            if (!args.n) {
-                perr(P, t->line, "expected a subscript");
-                return NULL;
-            }
-            node *key = args.v[0];
-            if (args.n > 1) {
+            node *key = args.n ? args.v[0] : NULL;
+            if (args.n != 1) { /* x[] is x[()], x[a, b] is x[(a, b)] */
                 key = mk(P, E_TUPLE, t->line);
                 key->list = as_list(&args);
             }
-            if (key->kind == E_SLICE) {
+            if (key->kind == E_SLICE && !key->a) {
                 key->a = nd;
                 nd = key;
             } else {
@@ -1018,7 +1019,6 @@ static node *parse_statement(parser *P) {
                      is_call ? "call" : "macro", ends[0]);
             return NULL;
         }
-        if (!is_call && cur(P)->kind == T_NAME) advance(P); /* {% endmacro name %} */
         nd->list3 = as_list(&body);
         /* which of Jinja's special macro names the body uses (op bits: 1 varargs, 2 kwargs,
          * 4 caller); a call that needs one the body does not use is an error */

@@ -678,7 +678,7 @@ jv *py_str_format(jctx *c, const jv *fmt, jargs *a) {
                 break;
             }
             v = a->pos[auto_idx++];
-        } else if (field[0] >= '0' && field[0] <= '9') {
+        } else if (strspn(field, "0123456789") >= namel) {
             int idx = atoi(field);
             if (idx >= a->npos) {
                 jerr(c, "Replacement index %d out of range for positional args tuple", idx);
