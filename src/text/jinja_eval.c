@@ -277,6 +277,14 @@ static bool is_literal(const node *nd) {
     case E_SLICE:
     case E_ITEM:
     case E_ATTR:
+    case E_TEST:
+        break;
+    case E_FILTER:
+        /* filters that take Jinja's context are not folded */
+        if (!nd->a || !strcmp(nd->name, "map") || !strcmp(nd->name, "select") ||
+            !strcmp(nd->name, "reject") || !strcmp(nd->name, "selectattr") ||
+            !strcmp(nd->name, "rejectattr"))
+            return false;
         break;
     default:
         return false;
@@ -349,6 +357,7 @@ static jv *eval_inner(jctx *c, scope *sc, const node *nd) {
         if (c->failed) return JV_UNDEFINED;
         /* a {{ }} made only of literals is computed when Jinja2 compiles the template,
          * through its getitem, which gives undefined where Python would raise */
+        if (c->folding && o->kind == JV_UNDEF) return jerr_undef(c, o); /* its __getitem__ fails */
         if (c->folding && !slice_would_work(o, a, b, s))
             return jv_undef(c, "'%s' object cannot be sliced that way", jv_type_name(o));
         return jinja_slice(c, o, a, b, s);
@@ -515,9 +524,21 @@ static int exec_stmt(jctx *c, scope *sc, const node *nd) {
         ob_put(c, c->out, nd->value->u.str.s, nd->value->u.str.len);
         break;
     case N_OUTPUT: {
-        c->folding = is_literal(nd->a);
-        jv *v = eval(c, sc, nd->a);
-        c->folding = false;
+        jv *v;
+        if (is_literal(nd->a)) {
+            /* Jinja2 computes a {{ }} of literals when it compiles the template, where its
+             * getitem turns a failed subscript into undefined; if that computation fails
+             * anyway, it runs the expression normally */
+            c->folding = true;
+            v = eval(c, sc, nd->a);
+            c->folding = false;
+            if (c->failed) {
+                c->failed = false;
+                c->err[0] = 0;
+                v = eval(c, sc, nd->a);
+            }
+        } else
+            v = eval(c, sc, nd->a);
         if (!c->failed) emit(c, v);
         break;
     }
@@ -622,6 +643,9 @@ char *jinja_render(const jinja_template *t, const json_t *vars, size_t *out_len)
     outbuf out = {0};
     c->out = &out;
     exec_body(c, root, &t->body);
+    /* callers get a C string: refuse rather than cut a prompt at a NUL character */
+    if (!c->failed && out.len && memchr(out.s, 0, out.len))
+        jerr(c, "the rendered prompt contains a NUL character");
     char *result = NULL;
     if (c->failed) {
         /* one line: control characters of a raise_exception() message become spaces */

@@ -791,6 +791,12 @@ static bool expect_block_end(parser *P) {
     return true;
 }
 
+/* The end of a tag that opens a body; Jinja2 allows a colon there ({% else: %}). */
+static bool expect_body_start(parser *P) {
+    if (is_op(cur(P), ':')) advance(P);
+    return expect_block_end(P);
+}
+
 /* Parses statements until {% END %} for one of ENDS; leaves the parser after END's name. */
 static int parse_until(parser *P, const char *const *ends, int nends, vec *out) {
     if (!parse_body(P, ends, nends, out)) return -1;
@@ -880,7 +886,7 @@ static node *parse_statement(parser *P) {
         advance(P);
         node *nd = mk(P, N_IF, line), *top = nd;
         for (;;) {
-            if (!(nd->a = parse_tuple(P, 1, NULL, false)) || !expect_block_end(P)) return NULL;
+            if (!(nd->a = parse_tuple(P, 1, NULL, false)) || !expect_body_start(P)) return NULL;
             static const char *const ends[] = {"elif", "else", "endif"};
             vec body = {0};
             int k = parse_until(P, ends, 3, &body);
@@ -899,7 +905,7 @@ static node *parse_statement(parser *P) {
                 continue;
             }
             if (k == 1) {
-                if (!expect_block_end(P)) return NULL;
+                if (!expect_body_start(P)) return NULL;
                 static const char *const end_if[] = {"endif"};
                 vec eb = {0};
                 if (parse_until(P, end_if, 1, &eb) < 0) {
@@ -930,7 +936,7 @@ static node *parse_statement(parser *P) {
             perr(P, cur(P)->line, "recursive for loops are not supported");
             return NULL;
         }
-        if (!expect_block_end(P)) return NULL;
+        if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"else", "endfor"};
         vec body = {0};
         P->loops++;
@@ -944,7 +950,7 @@ static node *parse_statement(parser *P) {
         nd->list = as_list(&body);
         nd->flag = defines_closures(&nd->list);
         if (k == 0) {
-            if (!expect_block_end(P)) return NULL;
+            if (!expect_body_start(P)) return NULL;
             static const char *const end_for[] = {"endfor"};
             vec eb = {0};
             if (parse_until(P, end_for, 1, &eb) < 0) {
@@ -973,7 +979,7 @@ static node *parse_statement(parser *P) {
             advance(P);
             if (!(nd->c = parse_filter_chain(P, line))) return NULL;
         }
-        if (!expect_block_end(P)) return NULL;
+        if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endset"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
@@ -1006,7 +1012,7 @@ static node *parse_statement(parser *P) {
             advance(P);
             if (!parse_macro_params(P, nd)) return NULL;
         }
-        if (!expect_block_end(P)) return NULL;
+        if (!expect_body_start(P)) return NULL;
         const char *const ends[] = {is_call ? "endcall" : "endmacro"};
         vec body = {0};
         int saved_loops = P->loops;
@@ -1038,7 +1044,7 @@ static node *parse_statement(parser *P) {
     if (is_name(t, "filter")) {
         advance(P);
         node *nd = mk(P, N_FILTERBLOCK, line);
-        if (!(nd->c = parse_filter_chain(P, line)) || !expect_block_end(P)) return NULL;
+        if (!(nd->c = parse_filter_chain(P, line)) || !expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endfilter"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
@@ -1064,7 +1070,7 @@ static node *parse_statement(parser *P) {
         }
         nd->list = as_list(&targets);
         nd->list2 = as_list(&values);
-        if (!expect_block_end(P)) return NULL;
+        if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endwith"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {
@@ -1078,7 +1084,7 @@ static node *parse_statement(parser *P) {
     if (is_name(t, "generation")) {
         advance(P);
         node *nd = mk(P, N_SCOPE, line);
-        if (!expect_block_end(P)) return NULL;
+        if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endgeneration"};
         vec body = {0};
         if (parse_until(P, ends, 1, &body) < 0) {

@@ -482,10 +482,18 @@ jv *py_percent_format(jctx *c, const jv *fmt, const jv *args) {
             long long i;
             bool is_int;
             if (conv == 'c' && arg->kind == JV_STR) {
+                if (u8_count(arg->u.str.s, arg->u.str.len) != 1) {
+                    jerr(c, "%%c requires int or char");
+                    break;
+                }
                 pad_put(c, &b, arg->u.str.s, arg->u.str.len, width, left, ' ');
                 continue;
             }
             if (!num_arg(c, arg, &f, &i, &is_int)) break;
+            if (!is_int && strchr("xXoc", conv)) {
+                jerr(c, "%%%c format: an integer is required, not float", conv);
+                break;
+            }
             int sp = snprintf(spec, sizeof(spec), "%%%s", flags);
             if (width >= 0) sp += snprintf(spec + sp, sizeof(spec) - (size_t)sp, "%ld", width);
             if (prec >= 0) sp += snprintf(spec + sp, sizeof(spec) - (size_t)sp, ".%ld", prec);

@@ -65,3 +65,13 @@ expect_fail "kiln template: syntax error names the line" "line 2" \
     "$KILN" template "$QWEN" --messages "$TMP/user-only.json" --chat-template "$TMP/bad.jinja"
 expect_fail "kiln template: bad --kwargs" "--kwargs must be a JSON object" \
     "$KILN" template "$QWEN" --messages "$TMP/user-only.json" --kwargs '[1]'
+
+# Mutated templates (mostly broken): kiln must agree with Jinja2, never crash or hang
+$PY "$ROOT/tests/reference/fuzz_chat_templates.py" make 1 1500 "$TMP/fuzz.json"
+$PY "$ROOT/tests/reference/render_template.py" "$TMP/fuzz.json" >"$TMP/fuzz-expected.json" 2>/dev/null
+if timeout 120 "$KILN" template --batch "$TMP/fuzz.json" >"$TMP/fuzz-got.json" 2>"$TMP/err"; then
+    $PY "$ROOT/tests/reference/fuzz_chat_templates.py" compare "$TMP/fuzz.json" \
+        "$TMP/fuzz-expected.json" "$TMP/fuzz-got.json"
+else
+    not_ok "fuzzed templates" "kiln template --batch failed (status $?): $(tail -c 300 "$TMP/err")"
+fi

@@ -55,14 +55,21 @@ def _strftime_now(fmt):
     return datetime.now().strftime(fmt)
 
 
+_compiled = {}
+
+
 def compile_template(source):
+    # like transformers (lru_cache on _compile_jinja_template): compile each source once
+    if source in _compiled:
+        return _compiled[source]
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True,
         extensions=[GenerationBlock, jinja2.ext.loopcontrols])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
-    return env.from_string(source)
+    _compiled[source] = env.from_string(source)
+    return _compiled[source]
 
 
 SPECIAL = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
