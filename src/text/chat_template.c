@@ -95,6 +95,10 @@ chat_template *chat_template_load(const char *model_dir, const char *override_pa
     chat_template *ct = xcalloc(1, sizeof(*ct));
     json_t *cfg = NULL;
     char *cfg_path = NULL, *jinja_path = NULL;
+    if (model_dir && !path_exists(model_dir)) {
+        kiln_error("%s: no such model folder", model_dir);
+        goto fail;
+    }
     if (model_dir && is_directory(model_dir)) {
         cfg_path = path_join(model_dir, "tokenizer_config.json");
         jinja_path = path_join(model_dir, "chat_template.jinja");
