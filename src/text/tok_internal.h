@@ -36,7 +36,9 @@ typedef struct strmap_slot {
     const char *key; /* NULL: empty */
     uint32_t len;
     int32_t val;
-    uint64_t hash;
+    uint32_t hash;   /* low bits of the hash */
+    uint32_t pad;
+    uint64_t prefix; /* the key's first 8 bytes: short keys compare without a pointer chase */
 } strmap_slot;
 typedef struct strmap {
     strmap_slot *slots;

@@ -112,44 +112,57 @@ static int read_string(const char **pp, const char *end, tbuf *out) {
     return 0;
 }
 
-/* Finds the value of key in the object at p (at '{'): [*vs, *ve). 1 found, 0 not, -1 bad. */
-static int find_member(const char *p, const char *end, const char *key, const char **vs,
-                       const char **ve) {
-    size_t klen = strlen(key);
+/* Scans the object at p (at '{') once, recording where the values of the wanted keys lie
+ * ([vs[k], ve[k])); the value of `nest` (if any) is scanned the same way for nest_keys.
+ * Returns the end of the object, or NULL when it is malformed. */
+static const char *scan_object(const char *p, const char *end, const char *const *keys, size_t n,
+                               const char **vs, const char **ve) {
     p = skip_ws(p, end);
-    if (p >= end || *p != '{') return -1;
+    if (p >= end || *p != '{') return NULL;
     p = skip_ws(p + 1, end);
-    if (p < end && *p == '}') return 0;
+    if (p < end && *p == '}') return p + 1;
     while (p < end) {
-        if (*p != '"') return -1;
+        if (*p != '"') return NULL;
         const char *ks = p + 1, *ke = skip_string(p, end);
-        if (!ke) return -1;
+        if (!ke) return NULL;
         p = skip_ws(ke, end);
-        if (p >= end || *p != ':') return -1;
+        if (p >= end || *p != ':') return NULL;
         p = skip_ws(p + 1, end);
-        const char *v_end = skip_value(p, end);
-        if (!v_end) return -1;
-        if ((size_t)(ke - 1 - ks) == klen && !memcmp(ks, key, klen)) {
-            *vs = p;
-            *ve = v_end;
-            return 1;
+        const char *v_end = NULL;
+        for (size_t k = 0; k < n; k++) {
+            size_t klen = strlen(keys[k]);
+            if ((size_t)(ke - 1 - ks) != klen || memcmp(ks, keys[k], klen)) continue;
+            if (!strcmp(keys[k], "model") && *p == '{') { /* look inside in the same pass */
+                static const char *const inner[] = {"vocab", "merges"};
+                v_end = scan_object(p, end, inner, 2, vs + n, ve + n);
+            } else {
+                v_end = skip_value(p, end);
+            }
+            vs[k] = p;
+            ve[k] = v_end;
         }
+        if (!v_end) v_end = skip_value(p, end);
+        if (!v_end) return NULL;
         p = skip_ws(v_end, end);
         if (p < end && *p == ',') p = skip_ws(p + 1, end);
-        else if (p < end && *p == '}') return 0;
-        else return -1;
+        else if (p < end && *p == '}') return p + 1;
+        else return NULL;
     }
-    return -1;
+    return NULL;
 }
 
 json_t *tokjson_load(const char *data, size_t len, tok_span *vocab, tok_span *merges) {
-    const char *end = data + len, *ms, *me;
+    const char *end = data + len;
     memset(vocab, 0, sizeof *vocab);
     memset(merges, 0, sizeof *merges);
+    static const char *const top[] = {"model"};
+    const char *starts[3] = {0}, *ends[3] = {0};
     const char *vs = NULL, *ve = NULL, *gs = NULL, *ge = NULL;
-    if (find_member(data, end, "model", &ms, &me) == 1 && *ms == '{') {
-        if (find_member(ms, me, "vocab", &vs, &ve) < 0) vs = NULL;
-        if (find_member(ms, me, "merges", &gs, &ge) < 0) gs = NULL;
+    if (scan_object(data, end, top, 1, starts, ends) && ends[1] && ends[2]) {
+        vs = starts[1], ve = ends[1];
+        gs = starts[2], ge = ends[2];
+    } else if (ends[1] && !starts[2]) {
+        vs = starts[1], ve = ends[1];
     }
     /* the rest, with the big values blanked, goes to jansson (which also reports any error) */
     tbuf rest = {0};

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 void tbuf_reserve(tbuf *b, size_t extra) {
     if (b->n + extra + 1 <= b->cap) return;
@@ -71,6 +72,18 @@ uint64_t tok_hash(const void *data, size_t n) {
     return h;
 }
 
+/* Big tables are looked up at random: transparent huge pages spare most TLB misses. */
+static void *table_alloc(size_t bytes) {
+    void *p = NULL;
+    if (bytes >= (2u << 20)) {
+        if (posix_memalign(&p, 2u << 20, bytes) != 0) p = NULL;
+        if (p) madvise(p, bytes, MADV_HUGEPAGE);
+    }
+    if (!p) p = xmalloc(bytes);
+    memset(p, 0, bytes);
+    return p;
+}
+
 static size_t table_size(size_t expected) {
     size_t cap = 16;
     while (cap < expected * 2) cap *= 2;
@@ -80,7 +93,7 @@ static size_t table_size(size_t expected) {
 void strmap_init(strmap *m, size_t expected) {
     m->cap = table_size(expected);
     m->count = 0;
-    m->slots = xcalloc(m->cap, sizeof *m->slots);
+    m->slots = table_alloc(m->cap * sizeof *m->slots);
 }
 
 void strmap_free(strmap *m) {
@@ -92,11 +105,11 @@ static void strmap_grow(strmap *m) {
     strmap bigger;
     bigger.cap = m->cap * 2;
     bigger.count = m->count;
-    bigger.slots = xcalloc(bigger.cap, sizeof *bigger.slots);
+    bigger.slots = table_alloc(bigger.cap * sizeof *bigger.slots);
     for (size_t i = 0; i < m->cap; i++) {
         strmap_slot *s = &m->slots[i];
         if (!s->key) continue;
-        size_t j = s->hash & (bigger.cap - 1);
+        size_t j = tok_hash(s->key, s->len) & (bigger.cap - 1);
         while (bigger.slots[j].key) j = (j + 1) & (bigger.cap - 1);
         bigger.slots[j] = *s;
     }
@@ -104,19 +117,31 @@ static void strmap_grow(strmap *m) {
     *m = bigger;
 }
 
+static inline uint64_t key_prefix(const char *key, size_t len) {
+    uint64_t w = 0;
+    memcpy(&w, key, len < 8 ? len : 8);
+    return w;
+}
+
+static inline bool slot_is(const strmap_slot *s, uint32_t h, uint64_t prefix, const char *key,
+                           size_t len) {
+    return s->hash == h && s->len == len && s->prefix == prefix &&
+           (len <= 8 || !memcmp(s->key + 8, key + 8, len - 8));
+}
+
 void strmap_put(strmap *m, const char *key, size_t len, int32_t val) {
     if (!m->slots) strmap_init(m, 16);
     if ((m->count + 1) * 4 > m->cap * 3) strmap_grow(m);
-    uint64_t h = tok_hash(key, len);
+    uint64_t h = tok_hash(key, len), prefix = key_prefix(key, len);
     size_t j = h & (m->cap - 1);
     for (;; j = (j + 1) & (m->cap - 1)) {
         strmap_slot *s = &m->slots[j];
         if (!s->key) {
-            *s = (strmap_slot){key, (uint32_t)len, val, h};
+            *s = (strmap_slot){key, (uint32_t)len, val, (uint32_t)(h >> 32), 0, prefix};
             m->count++;
             return;
         }
-        if (s->hash == h && s->len == len && !memcmp(s->key, key, len)) {
+        if (slot_is(s, (uint32_t)(h >> 32), prefix, key, len)) {
             s->val = val;
             return;
         }
@@ -125,11 +150,11 @@ void strmap_put(strmap *m, const char *key, size_t len, int32_t val) {
 
 int32_t strmap_get(const strmap *m, const char *key, size_t len) {
     if (!m->slots) return -1;
-    uint64_t h = tok_hash(key, len);
+    uint64_t h = tok_hash(key, len), prefix = key_prefix(key, len);
     for (size_t j = h & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
         const strmap_slot *s = &m->slots[j];
         if (!s->key) return -1;
-        if (s->hash == h && s->len == len && !memcmp(s->key, key, len)) return s->val;
+        if (slot_is(s, (uint32_t)(h >> 32), prefix, key, len)) return s->val;
     }
 }
 
@@ -137,9 +162,11 @@ static inline uint64_t pair_key(int32_t a, int32_t b) {
     return ((uint64_t)(uint32_t)a << 32) | (uint32_t)b;
 }
 
-static inline size_t pair_hash(uint64_t k) {
+static inline size_t pair_hash(uint64_t k) { /* murmur3's finalizer: every bit counts */
     k ^= k >> 33;
     k *= 0xFF51AFD7ED558CCDull;
+    k ^= k >> 33;
+    k *= 0xC4CEB9FE1A85EC53ull;
     k ^= k >> 33;
     return (size_t)k;
 }
@@ -147,7 +174,7 @@ static inline size_t pair_hash(uint64_t k) {
 void pairmap_init(pairmap *m, size_t expected) {
     m->cap = table_size(expected);
     m->count = 0;
-    m->slots = xmalloc(m->cap * sizeof *m->slots);
+    m->slots = table_alloc(m->cap * sizeof *m->slots);
     for (size_t i = 0; i < m->cap; i++) m->slots[i].key = UINT64_MAX;
 }
 
