@@ -115,7 +115,7 @@ static void byte_level_bytes(tbuf *out, const char *s, size_t n) {
 typedef struct toklist {
     tbuf *items;
     bool *added; /* added tokens pass through ByteLevel untouched */
-    size_t n;
+    size_t n, cap;
 } toklist;
 
 static void list_free(toklist *l) {
@@ -125,8 +125,11 @@ static void list_free(toklist *l) {
 }
 
 static void list_push(toklist *l, const char *s, size_t n, bool added) {
-    l->items = xrealloc(l->items, (l->n + 1) * sizeof *l->items);
-    l->added = xrealloc(l->added, (l->n + 1) * sizeof *l->added);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 16;
+        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+        l->added = xrealloc(l->added, l->cap * sizeof *l->added);
+    }
     l->items[l->n] = (tbuf){0};
     tbuf_put(&l->items[l->n], s, n);
     l->added[l->n++] = added;
