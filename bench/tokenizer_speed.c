@@ -89,7 +89,8 @@ int main(int argc, char **argv) {
             json_t *r = json_loads(line, 0, NULL);
             js_mb = json_number_value(json_object_get(r, "mb_per_s"));
             long long js_tokens = json_integer_value(json_object_get(r, "tokens"));
-            printf("JS    Qwen3 encode: %7.2f MB/s (@huggingface/tokenizers, node %s), %lld tokens%s\n",
+            printf("JS    Qwen3 encode: %7.2f MB/s (@huggingface/tokenizers, node %s), %lld "
+                   "tokens%s\n",
                    js_mb, "best of 3", js_tokens,
                    (size_t)js_tokens == n_tokens ? " (same count)" : " (COUNT DIFFERS)");
             json_decref(r);
@@ -114,7 +115,8 @@ int main(int argc, char **argv) {
         tokenizer_free(g);
         if (dt < best_load) best_load = dt;
     }
-    if (best_load < 1e30) printf("Gemma 3 tokenizer.json (33 MB) load: %.3f s (best of 3)\n", best_load);
+    if (best_load < 1e30)
+        printf("Gemma 3 tokenizer.json (33 MB) load: %.3f s (best of 3)\n", best_load);
     free(text);
     return 0;
 }

@@ -35,8 +35,8 @@ static int encode_batch(const tokenizer *t, const char *path, bool special) {
         const json_t *s = json_array_get(list, i);
         int32_t *ids;
         size_t n;
-        if (!json_is_string(s) ||
-            tokenizer_encode(t, json_string_value(s), json_string_length(s), special, &ids, &n) < 0) {
+        if (!json_is_string(s) || tokenizer_encode(t, json_string_value(s), json_string_length(s),
+                                                   special, &ids, &n) < 0) {
             if (!json_is_string(s)) kiln_error("%s: item %zu is not a string", path, i);
             json_decref(list);
             return cli_fail();

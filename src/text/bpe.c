@@ -178,7 +178,8 @@ static void word_symbols(encode_state *st, const char *s, size_t n, ivec *ids) {
                 for (size_t k = 0; k < bn; k++)
                     if (t->byte_ids[(unsigned char)b[k]] < 0) done = false;
                 if (done)
-                    for (size_t k = 0; k < bn; k++) ivec_push(ids, t->byte_ids[(unsigned char)b[k]]);
+                    for (size_t k = 0; k < bn; k++)
+                        ivec_push(ids, t->byte_ids[(unsigned char)b[k]]);
             }
             if (!done && t->unk_id >= 0) {
                 if (unk >= 0 && !t->fuse_unk) ivec_push(ids, unk);

@@ -20,7 +20,8 @@ static int utf8_step(const unsigned char *s, size_t n) {
     if (c < 0x80) return 1;
     int need;
     unsigned char lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
         if (c == 0xE0) lo = 0xA0;
@@ -68,9 +69,10 @@ static int byte_token(const char *s, size_t n) { /* "<0xAB>" -> 0xAB, else -1 */
     int v = 0;
     for (int k = 3; k < 5; k++) {
         char c = s[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                            : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                                                   : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -167,7 +169,8 @@ static toklist apply_decoder(const decoder *d, toklist in) {
                 if (utf8_check(acc.p, acc.n) == acc.n)
                     list_push(&out, acc.p, acc.n, false);
                 else /* Hugging Face: one U+FFFD per byte of an invalid run */
-                    for (int k = 0; k < bytes_pending; k++) list_push(&out, REPLACEMENT_CHAR, 3, false);
+                    for (int k = 0; k < bytes_pending; k++)
+                        list_push(&out, REPLACEMENT_CHAR, 3, false);
                 acc.n = 0;
                 bytes_pending = 0;
             }
@@ -214,10 +217,9 @@ static toklist apply_decoder(const decoder *d, toklist in) {
     return out;
 }
 
-static const char *const CLEANUP[][2] = {{" .", "."},   {" ?", "?"},     {" !", "!"},
-                                         {" ,", ","},   {" ' ", "'"},    {" n't", "n't"},
-                                         {" 'm", "'m"}, {" 's", "'s"},   {" 've", "'ve"},
-                                         {" 're", "'re"}};
+static const char *const CLEANUP[][2] = {
+    {" .", "."},     {" ?", "?"},   {" !", "!"},   {" ,", ","},     {" ' ", "'"},
+    {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
 
 /* transformers' clean_up_tokenization: the replacements in order, each over the whole text. */
 static void clean_up(tbuf *text) {

@@ -25,8 +25,8 @@ static int unicode_normal_form(enum norm_kind kind, const char *s, size_t n, tbu
     if (kind == NORM_NFD || kind == NORM_NFKD) opts |= UTF8PROC_DECOMPOSE;
     if (kind == NORM_NFKC || kind == NORM_NFKD) opts |= UTF8PROC_COMPAT;
     utf8proc_uint8_t *dst = NULL;
-    utf8proc_ssize_t got =
-        utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst, (utf8proc_option_t)opts);
+    utf8proc_ssize_t got = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)n, &dst,
+                                        (utf8proc_option_t)opts);
     if (got < 0) {
         kiln_error("unicode normalization failed: %s", utf8proc_errmsg(got));
         return -1;

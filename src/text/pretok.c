@@ -160,8 +160,9 @@ static int split_regex(splitter *sp, const pcre2_code *re, bool invert, size_t n
 }
 
 static bool is_punctuation(int32_t c) {
-    if (c < 0x80) return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') ||
-                         (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
+    if (c < 0x80)
+        return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') ||
+               (c >= '{' && c <= '~');
     utf8proc_category_t cat = utf8proc_category(c);
     return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }

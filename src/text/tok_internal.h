@@ -36,7 +36,7 @@ typedef struct strmap_slot {
     const char *key; /* NULL: empty */
     uint32_t len;
     int32_t val;
-    uint32_t hash;   /* low bits of the hash */
+    uint32_t hash; /* low bits of the hash */
     uint32_t pad;
     uint64_t prefix; /* the key's first 8 bytes: short keys compare without a pointer chase */
 } strmap_slot;
@@ -96,10 +96,10 @@ enum norm_kind {
 };
 typedef struct normalizer {
     enum norm_kind kind;
-    char *text;        /* Prepend's text, Replace's content */
-    char *pattern;     /* Replace's string pattern */
+    char *text;    /* Prepend's text, Replace's content */
+    char *pattern; /* Replace's string pattern */
     size_t pattern_len;
-    pcre2_code *re;    /* Replace's regex pattern */
+    pcre2_code *re;   /* Replace's regex pattern */
     bool left, right; /* Strip */
 } normalizer;
 
@@ -125,9 +125,9 @@ typedef struct pretokenizer {
     enum pretok_kind kind;
     enum split_behavior behavior;
     bool invert;
-    pcre2_code *re;         /* Split, ByteLevel with use_regex, Whitespace */
-    bool add_prefix_space;  /* ByteLevel */
-    char replacement[8];    /* Metaspace (UTF-8) */
+    pcre2_code *re;        /* Split, ByteLevel with use_regex, Whitespace */
+    bool add_prefix_space; /* ByteLevel */
+    char replacement[8];   /* Metaspace (UTF-8) */
     enum prepend_scheme prepend;
     bool split;             /* Metaspace */
     bool individual_digits; /* Digits */
@@ -157,16 +157,16 @@ typedef struct added_token {
     bool special, lstrip, rstrip, single_word, normalized;
 } added_token;
 typedef struct added_trie {
-    pairmap edges;      /* (node, byte) -> child node */
-    int32_t *token;     /* by node: index into added[], or -1 */
+    pairmap edges;  /* (node, byte) -> child node */
+    int32_t *token; /* by node: index into added[], or -1 */
     size_t n_nodes;
-    int32_t root[256];  /* the root's children, 0 when none */
+    int32_t root[256]; /* the root's children, 0 when none */
 } added_trie;
 
 /* ---- the word cache of the BPE model (word bytes -> ids), shared by threads ---- */
 typedef struct word_cache {
     pthread_mutex_t lock;
-    strmap index;    /* word -> index into entries */
+    strmap index;      /* word -> index into entries */
     int32_t **entries; /* each: n_ids, ids..., then the word's bytes (the index's key) */
     size_t n, cap;
 } word_cache;

@@ -52,9 +52,10 @@ static int hex4(const char *p, const char *end) {
     int v = 0;
     for (int k = 0; k < 4; k++) {
         char c = p[k];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                                            : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                                                   : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0) return -1;
         v = v * 16 + d;
     }
@@ -78,14 +79,30 @@ static int read_string(const char **pp, const char *end, tbuf *out) {
         char c = p[1], e;
         p += 2;
         switch (c) {
-        case '"': e = '"'; break;
-        case '\\': e = '\\'; break;
-        case '/': e = '/'; break;
-        case 'b': e = '\b'; break;
-        case 'f': e = '\f'; break;
-        case 'n': e = '\n'; break;
-        case 'r': e = '\r'; break;
-        case 't': e = '\t'; break;
+        case '"':
+            e = '"';
+            break;
+        case '\\':
+            e = '\\';
+            break;
+        case '/':
+            e = '/';
+            break;
+        case 'b':
+            e = '\b';
+            break;
+        case 'f':
+            e = '\f';
+            break;
+        case 'n':
+            e = '\n';
+            break;
+        case 'r':
+            e = '\r';
+            break;
+        case 't':
+            e = '\t';
+            break;
         case 'u': {
             int cp = hex4(p, end);
             if (cp < 0) return -1;
@@ -144,9 +161,12 @@ static const char *scan_object(const char *p, const char *end, const char *const
         if (!v_end) v_end = skip_value(p, end);
         if (!v_end) return NULL;
         p = skip_ws(v_end, end);
-        if (p < end && *p == ',') p = skip_ws(p + 1, end);
-        else if (p < end && *p == '}') return p + 1;
-        else return NULL;
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+        else if (p < end && *p == '}')
+            return p + 1;
+        else
+            return NULL;
     }
     return NULL;
 }
@@ -214,7 +234,8 @@ int tokjson_next_vocab(tok_iter *it, tbuf *key, long long *id) {
     long long v = 0;
     const char *digits = p;
     while (p < it->end && *p >= '0' && *p <= '9' && p - digits < 12) v = v * 10 + (*p++ - '0');
-    if (p == digits || (p < it->end && (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))))
+    if (p == digits ||
+        (p < it->end && (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9'))))
         return -1;
     *id = v;
     it->p = p;

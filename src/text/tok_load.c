@@ -238,12 +238,18 @@ static int add_normalizer(tokenizer *t, const json_t *n) {
         return 0;
     }
     normalizer nm = {0};
-    if (!strcmp(type, "NFC")) nm.kind = NORM_NFC;
-    else if (!strcmp(type, "NFD")) nm.kind = NORM_NFD;
-    else if (!strcmp(type, "NFKC")) nm.kind = NORM_NFKC;
-    else if (!strcmp(type, "NFKD")) nm.kind = NORM_NFKD;
-    else if (!strcmp(type, "Lowercase")) nm.kind = NORM_LOWERCASE;
-    else if (!strcmp(type, "StripAccents")) nm.kind = NORM_STRIP_ACCENTS;
+    if (!strcmp(type, "NFC"))
+        nm.kind = NORM_NFC;
+    else if (!strcmp(type, "NFD"))
+        nm.kind = NORM_NFD;
+    else if (!strcmp(type, "NFKC"))
+        nm.kind = NORM_NFKC;
+    else if (!strcmp(type, "NFKD"))
+        nm.kind = NORM_NFKD;
+    else if (!strcmp(type, "Lowercase"))
+        nm.kind = NORM_LOWERCASE;
+    else if (!strcmp(type, "StripAccents"))
+        nm.kind = NORM_STRIP_ACCENTS;
     else if (!strcmp(type, "Strip")) {
         nm.kind = NORM_STRIP;
         nm.left = bool_or(n, "strip_left", true);
@@ -279,8 +285,9 @@ static int add_normalizer(tokenizer *t, const json_t *n) {
             nm.pattern_len = plen;
         }
     } else {
-        kiln_error(TJ "normalizer type \"%s\" is not supported (supported: Sequence, NFC, NFD, NFKC, "
-                      "NFKD, Lowercase, Strip, StripAccents, Prepend, Replace)",
+        kiln_error(TJ
+                   "normalizer type \"%s\" is not supported (supported: Sequence, NFC, NFD, NFKC, "
+                   "NFKD, Lowercase, Strip, StripAccents, Prepend, Replace)",
                    type);
         return -1;
     }
@@ -356,10 +363,14 @@ static int add_pretokenizer(tokenizer *t, const json_t *p) {
         }
         strcpy(pt.replacement, r);
         const char *scheme = str_or_null(p, "prepend_scheme");
-        if (scheme && !strcmp(scheme, "first")) pt.prepend = PREPEND_FIRST;
-        else if (scheme && !strcmp(scheme, "never")) pt.prepend = PREPEND_NEVER;
-        else if (scheme) pt.prepend = PREPEND_ALWAYS;
-        else pt.prepend = bool_or(p, "add_prefix_space", true) ? PREPEND_ALWAYS : PREPEND_NEVER;
+        if (scheme && !strcmp(scheme, "first"))
+            pt.prepend = PREPEND_FIRST;
+        else if (scheme && !strcmp(scheme, "never"))
+            pt.prepend = PREPEND_NEVER;
+        else if (scheme)
+            pt.prepend = PREPEND_ALWAYS;
+        else
+            pt.prepend = bool_or(p, "add_prefix_space", true) ? PREPEND_ALWAYS : PREPEND_NEVER;
         pt.split = bool_or(p, "split", true);
     } else if (!strcmp(type, "Digits")) {
         pt.kind = PRE_DIGITS;
@@ -492,9 +503,12 @@ static int add_decoder(tokenizer *t, const json_t *d) {
         return 0;
     }
     decoder dec = {0};
-    if (!strcmp(type, "ByteLevel")) dec.kind = DEC_BYTE_LEVEL;
-    else if (!strcmp(type, "ByteFallback")) dec.kind = DEC_BYTE_FALLBACK;
-    else if (!strcmp(type, "Fuse")) dec.kind = DEC_FUSE;
+    if (!strcmp(type, "ByteLevel"))
+        dec.kind = DEC_BYTE_LEVEL;
+    else if (!strcmp(type, "ByteFallback"))
+        dec.kind = DEC_BYTE_FALLBACK;
+    else if (!strcmp(type, "Fuse"))
+        dec.kind = DEC_FUSE;
     else if (!strcmp(type, "Metaspace")) {
         dec.kind = DEC_METASPACE;
         const char *r = str_or_null(d, "replacement");
@@ -601,8 +615,7 @@ static int load_configs(tokenizer *t, const char *dir, const json_t *post) {
     return 0;
 }
 
-static int load_tokenizer_json(tokenizer *t, const json_t *root, tok_span vocab,
-                               tok_span merges) {
+static int load_tokenizer_json(tokenizer *t, const json_t *root, tok_span vocab, tok_span merges) {
     if (!json_is_object(root)) {
         kiln_error(TJ "the top level must be an object");
         return -1;

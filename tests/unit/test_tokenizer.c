@@ -30,8 +30,10 @@ static const char *model_with(const char *json) {
 static void expect_load_error(const char *json, const char *fragment) {
     tokenizer *t = tokenizer_load(model_with(json));
     CHECK_MSG(t == NULL, "loaded although it should fail with \"%s\"", fragment);
-    if (t) tokenizer_free(t);
-    else CHECK_CONTAINS(kiln_last_error(), fragment);
+    if (t)
+        tokenizer_free(t);
+    else
+        CHECK_CONTAINS(kiln_last_error(), fragment);
 }
 
 /* A byte-level BPE over GPT-2's byte alphabet with a few merges ("ab", "abc", "Ġa"). */
@@ -52,13 +54,13 @@ static char *byte_level_json(void) {
         free(vocab);
         vocab = next;
     }
-    char *json = xasprintf(
-        "{\"model\": {\"type\": \"BPE\", \"vocab\": {%s\"ab\": 256, \"abc\": 257, "
-        "\"\\u0120a\": 258}, \"merges\": [\"a b\", [\"ab\", \"c\"], \"\\u0120 a\"]},"
-        " \"added_tokens\": [{\"id\": 259, \"content\": \"<|end|>\", \"special\": true}],"
-        " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false},"
-        " \"decoder\": {\"type\": \"ByteLevel\"}}",
-        vocab);
+    char *json =
+        xasprintf("{\"model\": {\"type\": \"BPE\", \"vocab\": {%s\"ab\": 256, \"abc\": 257, "
+                  "\"\\u0120a\": 258}, \"merges\": [\"a b\", [\"ab\", \"c\"], \"\\u0120 a\"]},"
+                  " \"added_tokens\": [{\"id\": 259, \"content\": \"<|end|>\", \"special\": true}],"
+                  " \"pre_tokenizer\": {\"type\": \"ByteLevel\", \"add_prefix_space\": false},"
+                  " \"decoder\": {\"type\": \"ByteLevel\"}}",
+                  vocab);
     free(vocab);
     return json;
 }
@@ -148,9 +150,9 @@ static void test_streaming_holds_incomplete_utf8(void) {
     PUSH_IS(d, a0, "\xe4\xbd\xa0");
     PUSH_IS(d, 'a', "a");
     PUSH_IS(d, e4, "");
-    FLUSH_IS(d, "\xef\xbf\xbd"); /* incomplete at the end: U+FFFD */
+    FLUSH_IS(d, "\xef\xbf\xbd");      /* incomplete at the end: U+FFFD */
     PUSH_IS(d, 0xff, "\xef\xbf\xbd"); /* never valid */
-    PUSH_IS(d, -5, "");                /* unknown ids are skipped */
+    PUSH_IS(d, -5, "");               /* unknown ids are skipped */
     PUSH_IS(d, 1 << 30, "");
     detokenizer_free(d);
     d = detokenizer_new(t, true);
@@ -237,23 +239,27 @@ static void test_malformed_tokenizer_json(void) {
                       "tokenizer model type WordPiece is not supported");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": [1, 2], \"merges\": []}}",
                       "model.vocab");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"zero\"}, \"merges\": []}}",
-                      "model.vocab entry 0");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}",
-                      "merge 0");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[1, 2]]}}",
-                      "merge 0");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
-                      "missing from the vocabulary");
+    expect_load_error(
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": \"zero\"}, \"merges\": []}}",
+        "model.vocab entry 0");
+    expect_load_error(
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", "merge 0");
+    expect_load_error(
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [[1, 2]]}}", "merge 0");
+    expect_load_error(
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}",
+        "missing from the vocabulary");
     expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -4}, \"merges\": []}}",
                       "model.vocab entry 0");
-    expect_load_error("{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}",
-                      "out of range");
+    expect_load_error(
+        "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 99999999999}, \"merges\": []}}",
+        "out of range");
     const char *base = "{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": []}, ";
     static const struct {
         const char *rest, *fragment;
     } cases[] = {
-        {"\"pre_tokenizer\": {\"type\": \"Shiny\"}}", "pre-tokenizer type \"Shiny\" is not supported"},
+        {"\"pre_tokenizer\": {\"type\": \"Shiny\"}}",
+         "pre-tokenizer type \"Shiny\" is not supported"},
         {"\"pre_tokenizer\": {\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Nope\"}]}}",
          "\"Nope\""},
         {"\"pre_tokenizer\": 7}", "pre_tokenizer must be an object"},
