@@ -1,0 +1,78 @@
+/*
+ * args.c — parsing option values for the verbs, each failure naming the option and the value.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_parse_int(const char *opt, const char *text, long long min, long long max, int *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < min || v > max) {
+        kiln_error("%s: \"%s\" is not an integer in [%lld, %lld]", opt, text, min, max);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *text, double min, double max, float *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !(v >= min && v <= max)) {
+        kiln_error("%s: \"%s\" is not a number in [%g, %g]", opt, text, min, max);
+        return -1;
+    }
+    *out = (float)v;
+    return 0;
+}
+
+int cli_parse_int_list(const char *opt, const char *text, int32_t **out, int *n_out) {
+    int n = 0, cap = 16;
+    int32_t *ids = xmalloc((size_t)cap * sizeof *ids);
+    const char *p = text;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long v = strtoll(p, &end, 10);
+        if (errno || end == p || v < 0 || v > INT32_MAX || (*end && *end != ',')) {
+            kiln_error("%s: \"%s\" is not a comma-separated list of token ids", opt, text);
+            free(ids);
+            return -1;
+        }
+        if (n == cap) ids = xrealloc(ids, (size_t)(cap *= 2) * sizeof *ids);
+        ids[n++] = (int32_t)v;
+        p = *end ? end + 1 : end;
+    }
+    if (n == 0) {
+        kiln_error("%s: no token ids given", opt);
+        free(ids);
+        return -1;
+    }
+    *out = ids;
+    *n_out = n;
+    return 0;
+}
+
+/* The bundled model: $KILN_MODEL, else beside an installed binary (PREFIX/share/kiln/models),
+ * else in the source tree the binary was built from. */
+const char *cli_default_model(void) {
+    static char path[4096];
+    const char *env = getenv("KILN_MODEL");
+    if (env && *env) return env;
+    char exe[3000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(path, sizeof path, "%s/../share/kiln/models/kiln-tiny", exe);
+        if (is_directory(path)) return path;
+    }
+    return KILN_SOURCE_DIR "/models/kiln-tiny";
+}

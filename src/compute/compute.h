@@ -1,0 +1,79 @@
+/*
+ * compute.h — the face of the compute layer: tensors as the kernels see them, and the ops the
+ * forward pass is written against (matmul over dense or quantized weights, norms, rope,
+ * activations). It knows nothing of models. CPU kernels live in cpu/ (a portable version and
+ * SIMD variants chosen at run time); CUDA comes next behind the same calls.
+ */
+#ifndef KILN_COMPUTE_H
+#define KILN_COMPUTE_H
+
+#include "base/base.h"
+
+enum dtype {
+    DT_F32,
+    DT_F16,
+    DT_BF16,
+    DT_U32, /* packed quantized codes (MLX layout) */
+    DT_I8,
+    DT_U8,
+    DT_I32,
+    DT_I64,
+    DT_COUNT
+};
+size_t dtype_size(enum dtype t);
+const char *dtype_name(enum dtype t);
+
+/* A 2-D weight [rows = out features, cols = in features] in place (usually in an mmap).
+ * Dense: data is row-major [rows, cols] of dtype. Quantized (MLX affine): dtype DT_U32, data
+ * holds rows of cols*bits/32 uint32 codes; scales and biases are [rows, cols/group_size] of
+ * scale_dtype (F16, BF16 or F32); w = scale * q + bias per group. */
+typedef struct weight {
+    enum dtype dtype;
+    int64_t rows, cols;
+    const void *data;
+    int bits, group_size; /* 0 when dense */
+    enum dtype scale_dtype;
+    const void *scales, *biases;
+} weight;
+
+static inline bool weight_is_quantized(const weight *w) {
+    return w->bits != 0;
+}
+/* Bytes a full pass over the weight reads (what a decode step streams from memory). */
+size_t weight_bytes(const weight *w);
+
+/* ---- numeric conversions ---- */
+float f16_to_f32(uint16_t h);
+uint16_t f32_to_f16(float f);
+static inline float bf16_to_f32(uint16_t b) {
+    union {
+        uint32_t u;
+        float f;
+    } v = {.u = (uint32_t)b << 16};
+    return v.f;
+}
+uint16_t f32_to_bf16(float f); /* round to nearest even */
+/* Converts n values of dtype (F32, F16 or BF16) to float. */
+void to_f32(float *dst, const void *src, enum dtype t, size_t n);
+
+/* ---- ops (CPU) ---- */
+/* y[n, w->rows] = x[n, w->cols] · wᵀ, on all threads of pool (may be NULL). */
+void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w);
+/* out[w->cols] = row `row` of w, dequantized (embedding lookup). */
+void op_embedding(float *out, const weight *w, int64_t row);
+/* y = x / rms(x) * g (g may be NULL); y may alias x. */
+void op_rmsnorm(float *y, const float *x, const float *g, int n, float eps);
+/* Rotary embedding on n_heads vectors of head_dim at position pos. inv_freq has head_dim/2
+ * entries. interleaved: pairs (2i, 2i+1) as llama2.c; otherwise (i, i + head_dim/2) as HF. */
+void op_rope(float *v, int n_heads, int head_dim, int pos, const float *inv_freq, bool interleaved);
+/* a[i] = silu(a[i]) * b[i] */
+void op_silu_mul(float *a, const float *b, int n);
+void op_add(float *y, const float *x, int n); /* y += x */
+void op_softmax(float *x, int n);
+float op_dot(const float *a, const float *b, int n);
+void op_axpy(float *y, float a, const float *x, int n); /* y += a·x */
+
+/* Instruction set in use ("avx512", "avx2", "portable"); KILN_ISA=portable forces the fallback. */
+const char *compute_isa(void);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * portable.c — the plain-C kernels: the reference that SIMD variants must agree with, and the
+ * fallback on CPUs without them (KILN_ISA=portable forces it).
+ */
+#include "compute/cpu/kernels.h"
+
+static float weight_at(const weight *w, int64_t i) {
+    switch (w->dtype) {
+    case DT_F16:
+        return f16_to_f32(((const uint16_t *)w->data)[i]);
+    case DT_BF16:
+        return bf16_to_f32(((const uint16_t *)w->data)[i]);
+    default:
+        return ((const float *)w->data)[i];
+    }
+}
+
+static void dense_rows_portable(float *y, int64_t ldy, const float *x, int n, const weight *w,
+                                int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+        for (int t = 0; t < n; t++) {
+            const float *xt = x + (int64_t)t * w->cols;
+            float acc = 0;
+            for (int64_t k = 0; k < w->cols; k++) acc += weight_at(w, r * w->cols + k) * xt[k];
+            y[(int64_t)t * ldy + r] = acc;
+        }
+}
+
+static float scale_at(const void *p, enum dtype t, int64_t i) {
+    switch (t) {
+    case DT_F16:
+        return f16_to_f32(((const uint16_t *)p)[i]);
+    case DT_BF16:
+        return bf16_to_f32(((const uint16_t *)p)[i]);
+    default:
+        return ((const float *)p)[i];
+    }
+}
+
+/* Codes are a little-endian bit stream per row: code j occupies bits [j*bits, (j+1)*bits). */
+static unsigned code_at(const uint32_t *row, int64_t j, int bits) {
+    int64_t bit = j * bits;
+    int64_t word = bit >> 5;
+    int shift = (int)(bit & 31);
+    uint64_t v = row[word] >> shift;
+    if (shift + bits > 32) v |= (uint64_t)row[word + 1] << (32 - shift);
+    return (unsigned)(v & ((1u << bits) - 1));
+}
+
+void dequantize_row(float *out, const weight *w, int64_t row) {
+    const uint32_t *codes = (const uint32_t *)w->data + row * (w->cols * w->bits / 32);
+    int64_t groups = w->cols / w->group_size;
+    for (int64_t g = 0; g < groups; g++) {
+        float s = scale_at(w->scales, w->scale_dtype, row * groups + g);
+        float b = scale_at(w->biases, w->scale_dtype, row * groups + g);
+        for (int64_t j = g * w->group_size; j < (g + 1) * w->group_size; j++)
+            out[j] = s * (float)code_at(codes, j, w->bits) + b;
+    }
+}
+
+void quant_rows_portable(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
+                         int64_t r1) {
+    float *buf = xmalloc((size_t)w->cols * sizeof(float));
+    for (int64_t r = r0; r < r1; r++) {
+        dequantize_row(buf, w, r);
+        for (int t = 0; t < n; t++) {
+            const float *xt = x + (int64_t)t * w->cols;
+            float acc = 0;
+            for (int64_t k = 0; k < w->cols; k++) acc += buf[k] * xt[k];
+            y[(int64_t)t * ldy + r] = acc;
+        }
+    }
+    free(buf);
+}
+
+static float dot_portable(const float *a, const float *b, int n) {
+    float acc = 0;
+    for (int i = 0; i < n; i++) acc += a[i] * b[i];
+    return acc;
+}
+
+static void axpy_portable(float *y, float a, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] += a * x[i];
+}
+
+const cpu_kernels cpu_kernels_portable = {
+    .name = "portable",
+    .dense_rows = dense_rows_portable,
+    .quant_rows = quant_rows_portable,
+    .dot = dot_portable,
+    .axpy = axpy_portable,
+};

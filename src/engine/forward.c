@@ -1,0 +1,201 @@
+/*
+ * forward.c — the transformer forward pass over a batch of (sequence, position, token)
+ * entries, written once against the compute ops. The block is the Llama family's:
+ *   x += o_proj(attention(rope(q_proj(norm(x))), rope(k_proj(...)), v_proj(...)))
+ *   x += down_proj(silu(gate_proj(norm(x))) * up_proj(norm(x)))
+ * with the optional pieces an architecture turns on (biases, per-head q/k norms, sliding
+ * window). Every matmul runs over all entries of the batch at once, so a prompt chunk reuses
+ * each weight row across its tokens, and decode tokens of many sequences share one weight pass.
+ */
+#include "engine/internal.h"
+
+#include <math.h>
+#include <string.h>
+
+#define MAX_HEAD_DIM 512
+
+struct forward_state {
+    const model *m;
+    thread_pool *pool;
+    int max_batch;
+    float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
+};
+
+forward_state *forward_state_create(const model *m, int max_batch, thread_pool *pool) {
+    const model_config *c = &m->cfg;
+    if (c->head_dim > MAX_HEAD_DIM) {
+        kiln_error("head_dim %d is larger than the supported %d", c->head_dim, MAX_HEAD_DIM);
+        return NULL;
+    }
+    forward_state *fs = xcalloc(1, sizeof *fs);
+    fs->m = m;
+    fs->pool = pool;
+    fs->max_batch = max_batch;
+    size_t B = (size_t)max_batch, q_dim = (size_t)c->n_heads * c->head_dim;
+    size_t kv_dim = (size_t)c->n_kv_heads * c->head_dim;
+    size_t wide = (size_t)c->dim > q_dim ? (size_t)c->dim : q_dim;
+    float **bufs[] = {&fs->x, &fs->xb, &fs->q, &fs->k, &fs->v, &fs->att, &fs->hb, &fs->hb2};
+    size_t sizes[] = {c->dim, wide, q_dim, kv_dim, kv_dim, q_dim, c->hidden_dim, c->hidden_dim};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++)
+        if (!(*bufs[i] = aligned_buffer(B * sizes[i] * sizeof(float)))) {
+            forward_state_free(fs);
+            return NULL;
+        }
+    return fs;
+}
+
+void forward_state_free(forward_state *fs) {
+    if (!fs) return;
+    float *bufs[] = {fs->x, fs->xb, fs->q, fs->k, fs->v, fs->att, fs->hb, fs->hb2};
+    for (size_t i = 0; i < ARRAY_LEN(bufs); i++) aligned_free(bufs[i]);
+    free(fs);
+}
+
+int forward_max_batch(const forward_state *fs) {
+    return fs->max_batch;
+}
+
+/* y[n, w->rows] = x · wᵀ + bias */
+static void linear(forward_state *fs, float *y, const float *x, int n, const weight *w,
+                   const float *bias) {
+    op_matmul(fs->pool, y, x, n, w);
+    if (bias)
+        for (int i = 0; i < n; i++) op_add(y + (size_t)i * w->rows, bias, (int)w->rows);
+}
+
+typedef struct attention_job {
+    forward_state *fs;
+    const kv_cache *kv;
+    const batch_entry *batch;
+    int layer;
+} attention_job;
+
+/* One (entry, head): online softmax over the sequence's cached positions, block by block. */
+static void attention_task(void *ctx, int task, int n_tasks) {
+    (void)n_tasks;
+    const attention_job *j = ctx;
+    const model_config *c = &j->fs->m->cfg;
+    const int hd = c->head_dim, heads = c->n_heads;
+    const int i = task / heads, h = task % heads, kvh = h / (heads / c->n_kv_heads);
+    const batch_entry *e = &j->batch[i];
+    const float *q = j->fs->q + ((size_t)i * heads + h) * hd;
+    float *out = j->fs->att + ((size_t)i * heads + h) * hd;
+    const float scale = 1.0f / sqrtf((float)hd);
+    const int bs = kv_cache_block_size(j->kv);
+    int start = 0;
+    if (c->sliding_window > 0 && e->pos - c->sliding_window + 1 > 0)
+        start = e->pos - c->sliding_window + 1;
+    float acc[MAX_HEAD_DIM] = {0};
+    float max = -INFINITY, sum = 0;
+    for (int p = start; p <= e->pos; p++) {
+        int block = kv_block_of(j->kv, e->seq, p);
+        const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
+        const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
+        float s = op_dot(q, k, hd) * scale;
+        if (s > max) {
+            float r = expf(max - s);
+            for (int d = 0; d < hd; d++) acc[d] *= r;
+            sum *= r;
+            max = s;
+        }
+        float w = expf(s - max);
+        sum += w;
+        op_axpy(acc, w, v, hd);
+    }
+    for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;
+}
+
+static void attention_block(forward_state *fs, kv_cache *kv, const batch_entry *batch, int n,
+                            int l) {
+    const model_config *c = &fs->m->cfg;
+    const layer_weights *w = &fs->m->layers[l];
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+    for (int i = 0; i < n; i++)
+        op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->attn_norm, c->dim,
+                   c->norm_eps);
+    linear(fs, fs->q, fs->xb, n, &w->wq, w->bq);
+    linear(fs, fs->k, fs->xb, n, &w->wk, w->bk);
+    linear(fs, fs->v, fs->xb, n, &w->wv, w->bv);
+    const int bs = kv_cache_block_size(kv);
+    for (int i = 0; i < n; i++) {
+        float *q = fs->q + (size_t)i * q_dim, *k = fs->k + (size_t)i * kv_dim;
+        const float *v = fs->v + (size_t)i * kv_dim;
+        if (c->qk_norm) {
+            for (int h = 0; h < c->n_heads; h++)
+                op_rmsnorm(q + h * hd, q + h * hd, w->q_norm, hd, c->norm_eps);
+            for (int h = 0; h < c->n_kv_heads; h++)
+                op_rmsnorm(k + h * hd, k + h * hd, w->k_norm, hd, c->norm_eps);
+        }
+        op_rope(q, c->n_heads, hd, batch[i].pos, fs->m->inv_freq, c->rope_interleaved);
+        op_rope(k, c->n_kv_heads, hd, batch[i].pos, fs->m->inv_freq, c->rope_interleaved);
+        int block = kv_block_of(kv, batch[i].seq, batch[i].pos);
+        size_t slot = (size_t)(batch[i].pos % bs) * hd;
+        for (int h = 0; h < c->n_kv_heads; h++) {
+            memcpy(kv_k(kv, block, l, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
+            memcpy(kv_v(kv, block, l, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
+        }
+    }
+    attention_job job = {.fs = fs, .kv = kv, .batch = batch, .layer = l};
+    pool_run(fs->pool, attention_task, &job, n * c->n_heads);
+    linear(fs, fs->xb, fs->att, n, &w->wo, w->bo);
+    for (int i = 0; i < n; i++)
+        op_add(fs->x + (size_t)i * c->dim, fs->xb + (size_t)i * c->dim, c->dim);
+}
+
+static void mlp_block(forward_state *fs, int n, int l) {
+    const model_config *c = &fs->m->cfg;
+    const layer_weights *w = &fs->m->layers[l];
+    for (int i = 0; i < n; i++)
+        op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->ffn_norm, c->dim,
+                   c->norm_eps);
+    linear(fs, fs->hb, fs->xb, n, &w->w_gate, w->b_gate);
+    linear(fs, fs->hb2, fs->xb, n, &w->w_up, w->b_up);
+    op_silu_mul(fs->hb, fs->hb2, n * c->hidden_dim);
+    linear(fs, fs->xb, fs->hb, n, &w->w_down, w->b_down);
+    for (int i = 0; i < n; i++)
+        op_add(fs->x + (size_t)i * c->dim, fs->xb + (size_t)i * c->dim, c->dim);
+}
+
+static int check_batch(const forward_state *fs, const kv_cache *kv, const batch_entry *b, int n) {
+    if (n < 1 || n > fs->max_batch) {
+        kiln_error("batch of %d entries (at most %d)", n, fs->max_batch);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int n_blocks = 0;
+        if (!kv_seq_valid(kv, b[i].seq)) {
+            kiln_error("batch entry %d: sequence %d does not exist", i, b[i].seq);
+            return -1;
+        }
+        kv_seq_blocks(kv, b[i].seq, &n_blocks);
+        if (b[i].pos < 0 || b[i].pos >= n_blocks * kv_cache_block_size(kv)) {
+            kiln_error("batch entry %d: position %d is not reserved", i, b[i].pos);
+            return -1;
+        }
+        if (b[i].token < 0 || b[i].token >= fs->m->cfg.vocab_size) {
+            kiln_error("token id %d is out of range (vocabulary of %d)", b[i].token,
+                       fs->m->cfg.vocab_size);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int forward(forward_state *fs, kv_cache *kv, const batch_entry *batch, int n, float *out) {
+    if (check_batch(fs, kv, batch, n) < 0) return -1;
+    const model *m = fs->m;
+    const int dim = m->cfg.dim;
+    for (int i = 0; i < n; i++) op_embedding(fs->x + (size_t)i * dim, &m->embed, batch[i].token);
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        attention_block(fs, kv, batch, n, l);
+        mlp_block(fs, n, l);
+    }
+    for (int i = 0; i < n; i++) kv_seq_written(kv, batch[i].seq, batch[i].pos);
+    int rows = 0;
+    for (int i = 0; i < n; i++)
+        if (batch[i].logits)
+            op_rmsnorm(fs->xb + (size_t)rows++ * dim, fs->x + (size_t)i * dim, m->final_norm, dim,
+                       m->cfg.norm_eps);
+    if (rows > 0) op_matmul(fs->pool, out, fs->xb, rows, &m->lm_head);
+    return rows;
+}
