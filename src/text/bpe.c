@@ -20,7 +20,7 @@ typedef struct bpe_pending {
     int32_t rank, pos, id;
 } bpe_pending;
 
-enum { CACHE_MAX_WORD = 128, CACHE_MAX_ENTRIES = 1 << 18 };
+enum { CACHE_MAX_WORD = 256, CACHE_MAX_ENTRIES = 1 << 18 };
 
 void word_cache_init(word_cache *c) {
     pthread_mutex_init(&c->lock, NULL);

@@ -9,17 +9,7 @@
 #include <string.h>
 #include <utf8proc.h>
 
-static bool all_ascii(const char *s, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80) return false;
-    return true;
-}
-
-static int unicode_normal_form(enum norm_kind kind, const char *s, size_t n, tbuf *out) {
-    if (all_ascii(s, n)) { /* ASCII is in every normal form */
-        tbuf_put(out, s, n);
-        return 0;
-    }
+static int utf8proc_form(enum norm_kind kind, const char *s, size_t n, tbuf *out) {
     int opts = UTF8PROC_STABLE;
     if (kind == NORM_NFC || kind == NORM_NFKC) opts |= UTF8PROC_COMPOSE;
     if (kind == NORM_NFD || kind == NORM_NFKD) opts |= UTF8PROC_DECOMPOSE;
@@ -34,6 +24,87 @@ static int unicode_normal_form(enum norm_kind kind, const char *s, size_t n, tbu
     tbuf_put(out, dst, (size_t)got);
     free(dst);
     return 0;
+}
+
+/* ---- NFC's quick path: characters that composition can never touch ----
+ * A character is inert when NFC leaves it alone, its combining class is 0 and it can never
+ * be the second half of a composition. Text splits safely in front of an inert character, so
+ * only short stretches around the others need utf8proc. */
+static uint8_t nfc_inert_bmp[65536 / 8];
+static pthread_once_t nfc_once = PTHREAD_ONCE_INIT;
+
+static bool can_be_second(const utf8proc_property_t *p) {
+    return p->comb_index != UINT16_MAX && p->comb_index >= 0x8000;
+}
+
+static bool compute_inert(int32_t c) {
+    if ((c >= 0x1100 && c <= 0x11FF) || (c >= 0xA960 && c <= 0xA97F) ||
+        (c >= 0xD7B0 && c <= 0xD7FF))
+        return false; /* Hangul jamo compose algorithmically */
+    if (c >= 0xD800 && c <= 0xDFFF) return false;
+    const utf8proc_property_t *p = utf8proc_get_property(c);
+    if (p->combining_class != 0 || can_be_second(p)) return false;
+    if (p->decomp_seqindex == UINT16_MAX || p->decomp_type != 0) return true;
+    char enc[4];
+    int len = utf8_encode(c, enc);
+    tbuf out = {0};
+    bool same = utf8proc_form(NORM_NFC, enc, (size_t)len, &out) == 0 && out.n == (size_t)len &&
+                !memcmp(out.p, enc, (size_t)len);
+    tbuf_free(&out);
+    return same;
+}
+
+static void build_nfc_table(void) {
+    for (int32_t c = 0; c < 65536; c++)
+        if (c < 0x300 || compute_inert(c)) nfc_inert_bmp[c >> 3] |= (uint8_t)(1u << (c & 7));
+}
+
+static bool nfc_inert(int32_t c) {
+    if (c < 0x300) return true;
+    if (c < 65536) return nfc_inert_bmp[c >> 3] >> (c & 7) & 1;
+    const utf8proc_property_t *p = utf8proc_get_property(c);
+    return p->combining_class == 0 && !can_be_second(p) && p->decomp_seqindex == UINT16_MAX;
+}
+
+static int nfc(const char *s, size_t n, tbuf *out) {
+    pthread_once(&nfc_once, build_nfc_table);
+    size_t i = 0, copied = 0, prev = 0; /* prev: start of the character before i */
+    while (i < n) {
+        int len;
+        int32_t c = utf8_decode(s + i, &len);
+        if (nfc_inert(c)) {
+            prev = i;
+            i += (size_t)len;
+            continue;
+        }
+        size_t seg = i > copied ? prev : i; /* the starter it may compose with */
+        size_t j = i + (size_t)len;
+        while (j < n) {
+            int l2;
+            if (nfc_inert(utf8_decode(s + j, &l2))) break;
+            j += (size_t)l2;
+        }
+        tbuf_put(out, s + copied, seg - copied);
+        if (utf8proc_form(NORM_NFC, s + seg, j - seg, out) < 0) return -1;
+        copied = prev = i = j;
+    }
+    tbuf_put(out, s + copied, n - copied);
+    return 0;
+}
+
+static bool all_ascii(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] >= 0x80) return false;
+    return true;
+}
+
+static int unicode_normal_form(enum norm_kind kind, const char *s, size_t n, tbuf *out) {
+    if (all_ascii(s, n)) { /* ASCII is in every normal form */
+        tbuf_put(out, s, n);
+        return 0;
+    }
+    if (kind == NORM_NFC) return nfc(s, n, out);
+    return utf8proc_form(kind, s, n, out);
 }
 
 /* Rust's char::is_whitespace: Unicode White_Space. */

@@ -71,6 +71,7 @@ const models = [
   ["gemma3", path.join(lenml, "tokenizer-gemma3/models")],
   ["mistral7b", path.join(lenml, "tokenizer-llama2/models")],
   ["stories260K", path.join(shared, "models/stories260K/hf")],
+  ["kiln-tiny", path.join(root, "tools/kiln-tiny-hf")],
 ];
 
 const loaded = {};
