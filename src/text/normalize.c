@@ -131,14 +131,44 @@ static void strip(const normalizer *nm, const char *s, size_t n, tbuf *out) {
     tbuf_put(out, s + a, b - a);
 }
 
+static bool is_letter(int32_t c) {
+    utf8proc_category_t cat = utf8proc_category(c);
+    return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
+}
+
+/* Rust's str::to_lowercase beyond the simple mapping: İ becomes i + combining dot, and a
+ * capital sigma at the end of a word becomes the final sigma. */
+static bool lowercase_special(const char *s, size_t n, size_t at, int32_t c, tbuf *out) {
+    if (c == 0x130) {
+        tbuf_put(out, "i\xcc\x87", 3);
+        return true;
+    }
+    if (c != 0x3A3 || at == 0) return false;
+    size_t k = at - 1;
+    while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--;
+    int len;
+    if (!is_letter(utf8_decode(s + k, &len))) return false;
+    size_t next = at + 2;
+    if (next < n && is_letter(utf8_decode(s + next, &len))) return false;
+    tbuf_put(out, "\xcf\x82", 2); /* ς */
+    return true;
+}
+
 static void map_chars(enum norm_kind kind, const char *s, size_t n, tbuf *out) {
     tbuf_reserve(out, n);
     for (size_t i = 0; i < n;) {
         int len;
         int32_t c = utf8_decode(s + i, &len);
+        if (kind == NORM_LOWERCASE && lowercase_special(s, n, i, c, out)) {
+            i += (size_t)len;
+            continue;
+        }
         i += (size_t)len;
         if (kind == NORM_STRIP_ACCENTS) {
-            if (utf8proc_category(c) == UTF8PROC_CATEGORY_MN) continue;
+            utf8proc_category_t cat = utf8proc_category(c);
+            if (cat == UTF8PROC_CATEGORY_MN || cat == UTF8PROC_CATEGORY_MC ||
+                cat == UTF8PROC_CATEGORY_ME)
+                continue; /* marks, as Rust's is_combining_mark */
         } else {
             c = utf8proc_tolower(c);
         }

@@ -167,14 +167,21 @@ static bool is_punctuation(int32_t c) {
     return cat >= UTF8PROC_CATEGORY_PC && cat <= UTF8PROC_CATEGORY_PO;
 }
 
-/* Every character for which pred holds is a delimiter of its own. */
+/* Every character for which pred holds is a delimiter of its own; the runs between them are
+ * single pieces (tokenizers' Pattern for Fn(char) -> bool). */
 static int split_chars(splitter *sp, bool (*pred)(int32_t), size_t n) {
+    size_t run = 0; /* start of the current run of other characters */
     for (size_t i = 0; i < n;) {
         int len;
         int32_t c = utf8_decode(sp->s + i, &len);
-        split_push(sp, i, i + (size_t)len, pred(c));
+        if (pred(c)) {
+            split_push(sp, run, i, false);
+            split_push(sp, i, i + (size_t)len, true);
+            run = i + (size_t)len;
+        }
         i += (size_t)len;
     }
+    split_push(sp, run, n, false);
     return split_finish(sp);
 }
 
@@ -187,7 +194,8 @@ static int metaspace(encode_state *st, size_t k, const pretokenizer *p, const ch
     tbuf *buf = &st->scratch[2 * k];
     buf->n = 0;
     size_t rlen = strlen(p->replacement);
-    bool starts = n >= rlen && !memcmp(s, p->replacement, rlen);
+    /* after spaces become the replacement, does the text start with it? */
+    bool starts = s[0] == ' ' || (n >= rlen && !memcmp(s, p->replacement, rlen));
     if (!starts && (p->prepend == PREPEND_ALWAYS || (p->prepend == PREPEND_FIRST && at_start)))
         tbuf_put(buf, p->replacement, rlen);
     tbuf_reserve(buf, n * rlen);

@@ -380,7 +380,8 @@ static int add_pretokenizer(tokenizer *t, const json_t *p) {
         if (parse_behavior(p, SPLIT_ISOLATED, &pt.behavior) < 0) return -1;
     } else if (!strcmp(type, "Whitespace")) {
         pt.kind = PRE_WHITESPACE;
-        pt.re = tok_regex_compile("\\w+|[^\\w\\s]+", 13, false, "Whitespace");
+        static const char words[] = "\\w+|[^\\w\\s]+";
+        pt.re = tok_regex_compile(words, sizeof words - 1, false, "Whitespace");
         if (!pt.re) return -1;
     } else if (!strcmp(type, "WhitespaceSplit")) {
         pt.kind = PRE_WHITESPACE_SPLIT;
@@ -578,9 +579,11 @@ static int load_configs(tokenizer *t, const char *dir, const json_t *post) {
     const json_t *addb = json_object_get(cfg, "add_bos_token");
     const json_t *adde = json_object_get(cfg, "add_eos_token");
     const char *post_type = post && json_is_object(post) ? str_or_null(post, "type") : NULL;
-    /* Llama/Gemma-style configs say whether BOS/EOS are added; transformers rebuilds the
-     * template from them (a ByteLevel-only or Roberta post-processor is left alone). */
-    if ((json_is_boolean(addb) || json_is_boolean(adde)) &&
+    const char *cls = str_or_null(cfg, "tokenizer_class");
+    /* transformers' Llama and Gemma tokenizers rebuild the template from add_bos_token /
+     * add_eos_token (other classes, and non-template post-processors, are left alone) */
+    bool llama_like = cls && (strstr(cls, "Llama") || strstr(cls, "Gemma"));
+    if (llama_like && (json_is_boolean(addb) || json_is_boolean(adde)) &&
         (!post_type || !strcmp(post_type, "TemplateProcessing"))) {
         t->post_prefix.n = t->post_suffix.n = 0;
         if (json_is_true(addb) && t->bos >= 0) ivec_push(&t->post_prefix, t->bos);

@@ -99,6 +99,74 @@ for (const [name, dir] of models) {
   else ok(`${name} decode(encode(x)) == x (${roundTrips.length} of ${corpus.length} round-trip in HF too)`);
 }
 
+// ---- components the real files above do not use: variants of small real tokenizers ----
+// (the same vocabulary and merges with another pipeline, written to a temporary folder)
+function variant(baseDir, name, change) {
+  const json = JSON.parse(fs.readFileSync(path.join(baseDir, "tokenizer.json"), "utf8"));
+  const config = JSON.parse(fs.readFileSync(path.join(baseDir, "tokenizer_config.json"), "utf8"));
+  change(json, config);
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(dir);
+  fs.writeFileSync(path.join(dir, "tokenizer.json"), JSON.stringify(json));
+  fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config));
+  return [name, dir, new Tokenizer(json, config)];
+}
+const tinyDir = path.join(root, "tools/kiln-tiny-hf");
+const spDir = path.join(shared, "models/stories260K/hf");
+const byteLevel = (regex, prefix) => ({ type: "ByteLevel", add_prefix_space: prefix, trim_offsets: false, use_regex: regex });
+const variants = [
+  variant(tinyDir, "gpt2-style ByteLevel regex", (j) => {
+    j.normalizer = null;
+    j.pre_tokenizer = byteLevel(true, true);
+  }),
+  // (not Punctuation: the JS reference isolates runs of punctuation, Hugging Face each character)
+  variant(tinyDir, "Digits+ByteLevel", (j) => {
+    j.pre_tokenizer = { type: "Sequence", pretokenizers: [{ type: "Digits", individual_digits: true }, byteLevel(false, false)] };
+  }),
+  variant(tinyDir, "Digits(runs)+Whitespace+ByteLevel", (j) => {
+    j.pre_tokenizer = { type: "Sequence", pretokenizers: [
+      { type: "Digits", individual_digits: false }, { type: "Whitespace" }, byteLevel(false, false)] };
+  }),
+  variant(tinyDir, "NFKC+Lowercase+Strip+WhitespaceSplit", (j) => {
+    j.normalizer = { type: "Sequence", normalizers: [{ type: "NFKC" }, { type: "Lowercase" }, { type: "Strip", strip_left: true, strip_right: true }] };
+    j.pre_tokenizer = { type: "Sequence", pretokenizers: [{ type: "WhitespaceSplit" }, byteLevel(false, false)] };
+  }),
+  variant(tinyDir, "NFD+StripAccents+Replace regex+Split Removed", (j) => {
+    j.normalizer = { type: "Sequence", normalizers: [{ type: "NFD" }, { type: "StripAccents" }, { type: "Replace", pattern: { Regex: "[0-9]+" }, content: "#" }] };
+    j.pre_tokenizer = { type: "Sequence", pretokenizers: [
+      // (a Regex pattern: the JS reference keeps String delimiters that Removed should drop)
+      { type: "Split", pattern: { Regex: " " }, behavior: "Removed", invert: false }, byteLevel(false, false)] };
+  }),
+  variant(tinyDir, "RobertaProcessing", (j) => {
+    j.post_processor = { type: "RobertaProcessing", sep: ["<|im_end|>", 2], cls: ["<|im_start|>", 1], trim_offsets: true, add_prefix_space: false };
+  }),
+  variant(tinyDir, "TemplateProcessing BOS+EOS", (j) => {
+    j.post_processor = { type: "TemplateProcessing",
+      single: [{ SpecialToken: { id: "<|im_start|>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }, { SpecialToken: { id: "<|endoftext|>", type_id: 0 } }],
+      pair: [], special_tokens: { "<|im_start|>": { id: "<|im_start|>", ids: [1], tokens: ["<|im_start|>"] }, "<|endoftext|>": { id: "<|endoftext|>", ids: [0], tokens: ["<|endoftext|>"] } } };
+  }),
+  variant(spDir, "Metaspace prepend first", (j) => {
+    j.normalizer = null;
+    j.pre_tokenizer = { type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false };
+    j.decoder = { type: "Sequence", decoders: [{ type: "Metaspace", replacement: "\u2581", prepend_scheme: "first", split: false }, { type: "ByteFallback" }, { type: "Fuse" }] };
+  }),
+  variant(spDir, "Metaspace prepend always", (j) => {
+    j.normalizer = null;
+    j.pre_tokenizer = { type: "Metaspace", replacement: "\u2581", prepend_scheme: "always", split: false };
+    j.decoder = { type: "Sequence", decoders: [{ type: "ByteFallback" }, { type: "Metaspace", replacement: "\u2581", prepend_scheme: "always", split: false }, { type: "Fuse" }] };
+  }),
+];
+for (const [name, dir, tok] of variants) {
+  for (const special of [true, false]) {
+    const want = corpus.map((s) => tok.encode(s, { add_special_tokens: special }).ids);
+    compareAll(`variant ${name}: ids ${special ? "with" : "without"} special tokens`, kilnEncode(dir, corpus, special), want, corpus);
+  }
+  const idLists = corpus.map((s) => tok.encode(s).ids);
+  const dec = kilnDecode(dir, idLists);
+  compareAll(`variant ${name}: decode`, dec.map((d) => d.text), idLists.map((ids) => jsDecode(tok, ids, false)), corpus);
+  compareAll(`variant ${name}: streaming = decode`, dec.map((d) => d.stream), dec.map((d) => d.text), corpus);
+}
+
 // ---- Hugging Face Python ids from llama.cpp's test vectors ----
 for (const [vec, name] of [["ggml-vocab-llama-bpe.gguf", "llama3_1"], ["ggml-vocab-qwen2.gguf", "qwen3"]]) {
   const inp = fs.readFileSync(path.join(shared, "tokenizer-vectors", vec + ".inp"), "utf8");
