@@ -68,8 +68,8 @@ static int compare(const char *label, const char *qwen, const tokenizer *t, cons
     if (best < 0) return -1;
     double kiln_mb = len / 1e6 / best, kiln_cold = len / 1e6 / first;
     printf("%s: %.2f MB, %zu Qwen3 tokens\n", label, len / 1e6, n_tokens);
-    printf("  kiln encode: %7.2f MB/s best of 5 (first pass, cold word cache: %.2f MB/s)\n", kiln_mb,
-           kiln_cold);
+    printf("  kiln encode: %7.2f MB/s best of 5 (first pass, cold word cache: %.2f MB/s)\n",
+           kiln_mb, kiln_cold);
     char path[] = "/tmp/kiln-bench-text-XXXXXX";
     int fd = mkstemp(path);
     FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;

@@ -143,7 +143,7 @@ typedef int (*section_fn)(encode_state *st, const char *s, size_t n, bool at_sta
 static int split_added(encode_state *st, const added_trie *trie, const char *s, size_t n,
                        bool at_start, section_fn fn) {
     const tokenizer *t = st->t;
-    size_t done = 0; /* end of the last token */
+    size_t done = 0;                                       /* end of the last token */
     if (trie->n_nodes <= 1) return fn(st, s, n, at_start); /* no tokens of this kind */
     for (size_t i = 0; i < n;) {
         if (!trie->root[(unsigned char)s[i]]) { /* the common case: no token starts here */

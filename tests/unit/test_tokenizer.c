@@ -319,6 +319,108 @@ static void test_llama2c_file_when_shared_data_exists(void) {
     tokenizer_free(t);
 }
 
+/* A BPE whose merges build exactly the given words (and their prefixes) out of characters, so
+ * each pre-tokenizer piece that is one of the words comes out as one id: the ids show how the
+ * text was split. `pre` is spliced into tokenizer.json as the pre_tokenizer. */
+static tokenizer *piece_revealer(const char *const *words, size_t n_words, const char *pre) {
+    char *names[256];
+    size_t n = 0;
+    char *merges = xstrdup("");
+    for (size_t w = 0; w < n_words; w++)
+        for (size_t k = 1; k <= strlen(words[w]); k++) {
+            char *both[2] = {xasprintf("%.*s", (int)k, words[w]), xasprintf("%c", words[w][k - 1])};
+            for (int b = 0; b < 2; b++) {
+                bool have = false;
+                for (size_t i = 0; i < n; i++) have |= !strcmp(names[i], both[b]);
+                if (!have && n < ARRAY_LEN(names))
+                    names[n++] = both[b];
+                else
+                    free(both[b]);
+            }
+            if (k >= 2) {
+                char *m = xasprintf("%s%s[\"%.*s\", \"%c\"]", merges, *merges ? ", " : "",
+                                    (int)k - 1, words[w], words[w][k - 1]);
+                free(merges);
+                merges = m;
+            }
+        }
+    char *vocab = xstrdup("");
+    for (size_t i = 0; i < n; i++) {
+        char *v = xasprintf("%s%s\"%s\": %zu", vocab, i ? ", " : "", names[i], i);
+        free(vocab);
+        vocab = v;
+        free(names[i]);
+    }
+    char *json = xasprintf("{\"model\": {\"type\": \"BPE\", \"vocab\": {%s}, \"merges\": [%s]},"
+                           " \"pre_tokenizer\": %s}",
+                           vocab, merges, pre);
+    tokenizer *t = tokenizer_load(model_with(json));
+    CHECK_MSG(t != NULL, "%s", kiln_last_error());
+    free(json);
+    free(vocab);
+    free(merges);
+    return t;
+}
+
+/* Encodes text and checks that the pieces are exactly `want` (NULL-terminated). */
+static void check_pieces(tokenizer *t, const char *text, const char *const *want) {
+    int32_t *ids;
+    size_t n, k = 0;
+    CHECK(tokenizer_encode(t, text, strlen(text), false, &ids, &n) == 0);
+    for (; want[k]; k++)
+        CHECK_MSG(k < n && ids[k] == tokenizer_token_id(t, want[k]), "%s: piece %zu should be %s",
+                  text, k, want[k]);
+    CHECK_MSG(n == k, "%s: %zu pieces, expected %zu", text, n, k);
+    free(ids);
+}
+
+/* The examples of Hugging Face's SplitDelimiterBehavior documentation ("the-final--countdown"
+ * split on "-"), which the JS reference cannot check (it lacks MergedWith* and Contiguous). */
+static void test_split_behaviors_as_documented(void) {
+    /* longer words first: their merges must rank before those of the words inside them */
+    static const char *const words[] = {"-final", "-countdown", "the-",      "final-", "--",
+                                        "the",    "final",      "countdown", "-"};
+    static const struct {
+        const char *behavior;
+        const char *pieces[8];
+    } cases[] = {
+        {"Removed", {"the", "final", "countdown"}},
+        {"Isolated", {"the", "-", "final", "-", "-", "countdown"}},
+        {"MergedWithPrevious", {"the-", "final-", "-", "countdown"}},
+        {"MergedWithNext", {"the", "-final", "-", "-countdown"}},
+        {"Contiguous", {"the", "-", "final", "--", "countdown"}},
+    };
+    for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+        char *pre = xasprintf("{\"type\": \"Split\", \"pattern\": {\"String\": \"-\"}, "
+                              "\"behavior\": \"%s\", \"invert\": false}",
+                              cases[i].behavior);
+        tokenizer *t = piece_revealer(words, ARRAY_LEN(words), pre);
+        free(pre);
+        if (!t) continue;
+        check_pieces(t, "the-final--countdown", cases[i].pieces);
+        tokenizer_free(t);
+    }
+}
+
+/* Hugging Face's Punctuation (Fn(char) pattern): every punctuation character is its own
+ * piece; Digits without individual_digits keeps runs together. */
+static void test_punctuation_and_digit_runs(void) {
+    static const char *const words[] = {"Hey", "!", "42", "x", "4", "2"};
+    tokenizer *t = piece_revealer(words, ARRAY_LEN(words), "{\"type\": \"Punctuation\"}");
+    if (t) {
+        static const char *const want[] = {"Hey", "!", "!", NULL};
+        check_pieces(t, "Hey!!", want);
+        tokenizer_free(t);
+    }
+    t = piece_revealer(words, ARRAY_LEN(words),
+                       "{\"type\": \"Digits\", \"individual_digits\": false}");
+    if (t) {
+        static const char *const want[] = {"x", "42", "x", NULL};
+        check_pieces(t, "x42x", want);
+        tokenizer_free(t);
+    }
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_invalid_utf8_is_rejected_with_offset);
@@ -326,6 +428,8 @@ int main(void) {
     RUN(test_streaming_holds_incomplete_utf8);
     RUN(test_huge_inputs);
     RUN(test_concurrent_encoding_shares_the_cache_safely);
+    RUN(test_split_behaviors_as_documented);
+    RUN(test_punctuation_and_digit_runs);
     RUN(test_malformed_tokenizer_json);
     RUN(test_malformed_llama2c_files);
     RUN(test_llama2c_file_when_shared_data_exists);
