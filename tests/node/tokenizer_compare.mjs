@@ -72,7 +72,11 @@ const models = [
   ["mistral7b", path.join(lenml, "tokenizer-llama2/models")],
   ["stories260K", path.join(shared, "models/stories260K/hf")],
   ["kiln-tiny", path.join(root, "tools/kiln-tiny-hf")],
-];
+].filter(([name, dir]) => {
+  const there = fs.existsSync(path.join(dir, "tokenizer.json"));
+  if (!there) console.log(`# ${name}: no tokenizer.json in ${dir}, left out`);
+  return there || name !== "kiln-tiny";
+});
 
 const loaded = {};
 for (const [name, dir] of models) {
@@ -111,7 +115,10 @@ function variant(baseDir, name, change) {
   fs.writeFileSync(path.join(dir, "tokenizer_config.json"), JSON.stringify(config));
   return [name, dir, new Tokenizer(json, config)];
 }
-const tinyDir = path.join(root, "tools/kiln-tiny-hf");
+// kiln-tiny's byte-level BPE (4k vocab) keeps these fast; Qwen3's is the same kind
+const tinyDir = fs.existsSync(path.join(root, "tools/kiln-tiny-hf/tokenizer.json"))
+  ? path.join(root, "tools/kiln-tiny-hf")
+  : path.join(lenml, "tokenizer-qwen3/models");
 const spDir = path.join(shared, "models/stories260K/hf");
 const byteLevel = (regex, prefix) => ({ type: "ByteLevel", add_prefix_space: prefix, trim_offsets: false, use_regex: regex });
 const variants = [
