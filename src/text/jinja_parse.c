@@ -1154,6 +1154,17 @@ static bool parse_body(parser *P, const char *const *ends, int nends, vec *out) 
 }
 
 jinja_template *jinja_parse(const char *src, size_t len) {
+    /* transformers reads templates as UTF-8 text: anything else cannot be a template */
+    for (size_t i = 0; i < len;) {
+        int32_t cp;
+        size_t k = u8_decode(src, len, i, &cp);
+        bool bad = k == 1 && (unsigned char)src[i] >= 0x80;
+        if (bad || cp == 0) {
+            kiln_error("chat template is not valid UTF-8 text (byte %zu)", i);
+            return NULL;
+        }
+        i += k;
+    }
     jinja_template *t = xcalloc(1, sizeof(*t));
     token *toks = NULL;
     size_t n = 0;

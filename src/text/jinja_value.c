@@ -7,6 +7,7 @@
 #include "text/jinja_impl.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,17 +85,18 @@ jv *jv_new(jctx *c, jv_kind kind) {
 
 /* Small integers are shared (values are immutable), as CPython does: loops allocate less. */
 static jv small_ints[1024];
-static int small_ints_ready; /* benign race: every thread writes the same bytes */
+static pthread_once_t small_ints_once = PTHREAD_ONCE_INIT;
+
+static void init_small_ints(void) {
+    for (size_t k = 0; k < ARRAY_LEN(small_ints); k++) {
+        small_ints[k].kind = JV_INT;
+        small_ints[k].u.i = (long long)k;
+    }
+}
 
 jv *jv_int(jctx *c, long long i) {
     if (i >= 0 && i < (long long)ARRAY_LEN(small_ints)) {
-        if (!__atomic_load_n(&small_ints_ready, __ATOMIC_ACQUIRE)) {
-            for (size_t k = 0; k < ARRAY_LEN(small_ints); k++) {
-                small_ints[k].kind = JV_INT;
-                small_ints[k].u.i = (long long)k;
-            }
-            __atomic_store_n(&small_ints_ready, 1, __ATOMIC_RELEASE);
-        }
+        pthread_once(&small_ints_once, init_small_ints);
         return &small_ints[i];
     }
     jv *v = jv_new(c, JV_INT);

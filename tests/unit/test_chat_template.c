@@ -134,6 +134,8 @@ static void test_raise_exception_lines(void) {
     expect_error("{{ 1 }}\n{{ 'a' + 1 }}", "line 2: can only concatenate str");
     expect_error("{% set x = 1 %}\n\n\n{{ x.y.z }}", "line 4");
     expect_error("{{ messages.append(1) }}", "unsafe");
+    expect_error("ok\n\xff{{ 1 }}", "not valid UTF-8 text (byte 3)");
+    expect_error("{{ '\xed\xa0\x80' }}", "not valid UTF-8");
 }
 
 static void write_text(const char *path, const char *text) {
