@@ -66,7 +66,7 @@ typedef enum { FN_BUILTIN, FN_MACRO, FN_CALLER } jfn_kind;
 typedef struct jloop {
     jv **items;
     long long n, i;
-    int ncycle_unused;
+    jv *last_changed; /* loop.changed(): the values of its last call (NULL: none yet) */
 } jloop;
 
 struct jv {

@@ -660,6 +660,15 @@ static jv *loop_cycle(jctx *c, jv *self, jargs *a) {
     return a->pos[self->u.loop->i % a->npos];
 }
 
+static jv *loop_changed(jctx *c, jv *self, jargs *a) {
+    jv *now = jv_list(c, SEQ_TUPLE, (size_t)a->npos);
+    for (int i = 0; i < a->npos; i++) jv_list_push(c, now, a->pos[i]);
+    jloop *lp = self->u.loop;
+    if (lp->last_changed && jv_eq(lp->last_changed, now)) return JV_BOOLV(false);
+    lp->last_changed = now;
+    return JV_BOOLV(true);
+}
+
 typedef struct method {
     const char *name;
     jbuiltin fn;
@@ -787,6 +796,7 @@ static jv *attr_raw(jctx *c, jv *obj, const char *name, size_t len, bool *found)
         if (IS("nextitem"))
             return lp->i + 1 < lp->n ? lp->items[lp->i + 1] : jv_undef(c, "there is no next item");
         if (IS("cycle")) return jv_builtin(c, "cycle", loop_cycle, obj);
+        if (IS("changed")) return jv_builtin(c, "changed", loop_changed, obj);
 #undef IS
         break;
     }
