@@ -271,7 +271,7 @@ typedef int (*jtest)(jctx *c, jv *value, jargs *a); /* 1 true, 0 false, -1 error
 struct node {
     node_kind kind;
     int line;
-    int op;    /* operator token char(s) packed, or a flag */
+    int op;    /* operator (OP_*); for a macro: 1 uses varargs, 2 kwargs, 4 caller */
     bool flag; /* test negated; for-loop: the body defines macros (its scope may be kept) */
     const char *name;
     jv *value;
