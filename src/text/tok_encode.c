@@ -63,6 +63,7 @@ void tokenizer_free(tokenizer *t) {
     free(t->pretoks);
     for (size_t i = 0; i < t->n_added; i++) free(t->added[i].content);
     free(t->added);
+    strmap_free(&t->added_index);
     added_trie_free(&t->trie_raw);
     added_trie_free(&t->trie_norm);
     free(t->post_prefix.p);
@@ -244,7 +245,6 @@ const char *tokenizer_token_text(const tokenizer *t, int32_t id) {
 
 int32_t tokenizer_token_id(const tokenizer *t, const char *text) {
     size_t n = strlen(text);
-    for (size_t i = 0; i < t->n_added; i++)
-        if (t->added[i].len == n && !memcmp(t->added[i].content, text, n)) return t->added[i].id;
-    return strmap_get(&t->vocab, text, n);
+    int32_t id = strmap_get(&t->added_index, text, n);
+    return id >= 0 ? id : strmap_get(&t->vocab, text, n);
 }

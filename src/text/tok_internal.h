@@ -50,6 +50,9 @@ void strmap_free(strmap *m);
 void strmap_put(strmap *m, const char *key, size_t len, int32_t val);
 /* Returns the value or -1. */
 int32_t strmap_get(const strmap *m, const char *key, size_t len);
+/* The same with the key's tok_hash known; prefetch warms its slot ahead of a batch of gets. */
+int32_t strmap_get_hashed(const strmap *m, const char *key, size_t len, uint64_t hash);
+void strmap_prefetch(const strmap *m, uint64_t hash);
 
 /* (id, id) -> (rank, merged id) for BPE merges */
 typedef struct pair_slot {
@@ -64,6 +67,7 @@ void pairmap_init(pairmap *m, size_t expected);
 void pairmap_free(pairmap *m);
 void pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id);
 const pair_slot *pairmap_get(const pairmap *m, int32_t a, int32_t b);
+void pairmap_prefetch(const pairmap *m, int32_t a, int32_t b);
 
 /* ---- UTF-8 ---- */
 /* Returns the byte offset of the first invalid sequence, or len when all is valid. */
@@ -195,6 +199,7 @@ struct tokenizer {
     size_t n_pretoks;
     added_token *added;
     size_t n_added;
+    strmap added_index;             /* content -> id */
     added_trie trie_raw, trie_norm; /* tokens matched before / after normalization */
     ivec post_prefix, post_suffix;  /* ids the post-processor puts around the sequence */
     decoder *decoders;

@@ -78,6 +78,46 @@ static int32_t vocab_id(const tokenizer *t, const char *s, size_t n) {
     return strmap_get(&t->vocab, s, n);
 }
 
+/* Merges are read in batches: the hash-table slots of a whole batch are prefetched before
+ * any is looked up, so that the cache misses of the 3 lookups per merge overlap. */
+enum { MERGE_BATCH = 64 };
+typedef struct merge_batch {
+    tbuf text; /* a, b and a+b (prefix dropped) of each merge */
+    size_t off[MERGE_BATCH][3], len[MERGE_BATCH][3];
+    uint64_t hash[MERGE_BATCH][3];
+    int32_t id[MERGE_BATCH][3];
+    size_t n;
+} merge_batch;
+
+static int flush_merges(tokenizer *t, merge_batch *mb, int32_t first_rank) {
+    for (size_t i = 0; i < mb->n; i++)
+        for (int k = 0; k < 3; k++) strmap_prefetch(&t->vocab, mb->hash[i][k]);
+    for (size_t i = 0; i < mb->n; i++) {
+        for (int k = 0; k < 3; k++)
+            mb->id[i][k] = strmap_get_hashed(&t->vocab, mb->text.p + mb->off[i][k], mb->len[i][k],
+                                             mb->hash[i][k]);
+        if (mb->id[i][0] < 0 || mb->id[i][1] < 0 || mb->id[i][2] < 0) {
+            kiln_error(TJ "merge %d (\"%.*s\" + \"%.*s\") uses a token missing from the "
+                          "vocabulary",
+                       first_rank + (int32_t)i, (int)mb->len[i][0], mb->text.p + mb->off[i][0],
+                       (int)mb->len[i][1], mb->text.p + mb->off[i][1]);
+            return -1;
+        }
+        pairmap_prefetch(&t->merges, mb->id[i][0], mb->id[i][1]);
+    }
+    for (size_t i = 0; i < mb->n; i++)
+        pairmap_put(&t->merges, mb->id[i][0], mb->id[i][1], first_rank + (int32_t)i, mb->id[i][2]);
+    mb->n = 0;
+    mb->text.n = 0;
+    return 0;
+}
+
+static void batch_add(merge_batch *mb, int k, const char *s, size_t n) {
+    mb->off[mb->n][k] = mb->text.n;
+    mb->len[mb->n][k] = n;
+    tbuf_put(&mb->text, s, n);
+}
+
 static int load_merges(tokenizer *t, tok_span span) {
     if (!span.p || *span.p == 'n') return 0; /* absent or null */
     if (*span.p != '[') {
@@ -86,10 +126,12 @@ static int load_merges(tokenizer *t, tok_span span) {
     }
     pairmap_init(&t->merges, span.n / 12);
     size_t prefix_len = t->subword_prefix ? strlen(t->subword_prefix) : 0;
-    tbuf a = {0}, b = {0}, joined = {0};
+    tbuf a = {0}, b = {0};
+    merge_batch *mb = xcalloc(1, sizeof *mb);
     tok_iter it = {span.p, span.p + span.n, false};
     int rc = 0;
-    for (int32_t rank = 0;; rank++) {
+    int32_t rank = 0;
+    for (;; rank++) {
         int got = tokjson_next_merge(&it, &a, &b);
         if (got == 0) break;
         if (got < 0) {
@@ -99,23 +141,33 @@ static int load_merges(tokenizer *t, tok_span span) {
             rc = -1;
             break;
         }
-        int32_t ia = vocab_id(t, a.p, a.n), ib = vocab_id(t, b.p, b.n);
         size_t skip = b.n >= prefix_len ? prefix_len : 0;
-        joined.n = 0;
-        tbuf_put(&joined, a.p, a.n);
-        tbuf_put(&joined, b.p + skip, b.n - skip);
-        int32_t ij = vocab_id(t, joined.p, joined.n);
-        if (ia < 0 || ib < 0 || ij < 0) {
-            kiln_error(TJ "merge %d (\"%s\" + \"%s\") uses a token missing from the vocabulary",
-                       rank, a.p, b.p);
-            rc = -1;
-            break;
+        batch_add(mb, 0, a.p, a.n);
+        batch_add(mb, 1, b.p, b.n);
+        batch_add(mb, 2, a.p, a.n);
+        tbuf_put(&mb->text, b.p + skip, b.n - skip); /* the joined token */
+        mb->len[mb->n][2] += b.n - skip;
+        mb->n++;
+        if (mb->n == MERGE_BATCH) {
+            for (size_t i = 0; i < mb->n; i++)
+                for (int k = 0; k < 3; k++)
+                    mb->hash[i][k] = tok_hash(mb->text.p + mb->off[i][k], mb->len[i][k]);
+            if (flush_merges(t, mb, rank + 1 - MERGE_BATCH) < 0) {
+                rc = -1;
+                break;
+            }
         }
-        pairmap_put(&t->merges, ia, ib, rank, ij);
+    }
+    if (rc == 0 && mb->n) {
+        for (size_t i = 0; i < mb->n; i++)
+            for (int k = 0; k < 3; k++)
+                mb->hash[i][k] = tok_hash(mb->text.p + mb->off[i][k], mb->len[i][k]);
+        rc = flush_merges(t, mb, rank - (int32_t)mb->n);
     }
     tbuf_free(&a);
     tbuf_free(&b);
-    tbuf_free(&joined);
+    tbuf_free(&mb->text);
+    free(mb);
     return rc;
 }
 
@@ -215,8 +267,12 @@ static int load_added(tokenizer *t, const json_t *added) {
         tok->normalized = bool_or(a, "normalized", !tok->special);
         if (add_vocab_entry(t, tok->content, tok->len, tok->id) < 0) return -1;
     }
-    for (size_t i = 0; i < t->n_added; i++)
-        t->flags[t->added[i].id] |= TOK_ADDED | (t->added[i].special ? TOK_SPECIAL : 0);
+    strmap_init(&t->added_index, t->n_added);
+    for (size_t i = t->n_added; i-- > 0;) { /* on duplicates the first wins */
+        added_token *tok = &t->added[i];
+        t->flags[tok->id] |= TOK_ADDED | (tok->special ? TOK_SPECIAL : 0);
+        strmap_put(&t->added_index, tok->content, tok->len, tok->id);
+    }
     added_trie_build(&t->trie_raw, t->added, t->n_added, false);
     added_trie_build(&t->trie_norm, t->added, t->n_added, true);
     return 0;

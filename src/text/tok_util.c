@@ -148,9 +148,17 @@ void strmap_put(strmap *m, const char *key, size_t len, int32_t val) {
     }
 }
 
+void strmap_prefetch(const strmap *m, uint64_t hash) {
+    if (m->slots) __builtin_prefetch(&m->slots[hash & (m->cap - 1)]);
+}
+
 int32_t strmap_get(const strmap *m, const char *key, size_t len) {
+    return strmap_get_hashed(m, key, len, tok_hash(key, len));
+}
+
+int32_t strmap_get_hashed(const strmap *m, const char *key, size_t len, uint64_t h) {
     if (!m->slots) return -1;
-    uint64_t h = tok_hash(key, len), prefix = key_prefix(key, len);
+    uint64_t prefix = key_prefix(key, len);
     for (size_t j = h & (m->cap - 1);; j = (j + 1) & (m->cap - 1)) {
         const strmap_slot *s = &m->slots[j];
         if (!s->key) return -1;
@@ -213,6 +221,10 @@ void pairmap_put(pairmap *m, int32_t a, int32_t b, int32_t rank, int32_t id) {
             return;
         }
     }
+}
+
+void pairmap_prefetch(const pairmap *m, int32_t a, int32_t b) {
+    if (m->slots) __builtin_prefetch(&m->slots[pair_hash(pair_key(a, b)) & (m->cap - 1)], 1);
 }
 
 const pair_slot *pairmap_get(const pairmap *m, int32_t a, int32_t b) {

@@ -421,6 +421,53 @@ static void test_punctuation_and_digit_runs(void) {
     }
 }
 
+static void write_in(const char *dir, const char *name, const char *text) {
+    char *path = path_join(dir, name);
+    write_file_atomic(path, text, strlen(text));
+    free(path);
+}
+
+/* tokenizer_config.json and generation_config.json: bos/eos as strings or {"content": ...},
+ * eos_token_id as an int or a list, add_bos_token/add_eos_token for Llama-class tokenizers. */
+static void test_configs_give_bos_eos_and_stop_ids(void) {
+    char *json = byte_level_json();
+    const char *dir = model_with(json);
+    free(json);
+    write_in(dir, "tokenizer_config.json",
+             "{\"tokenizer_class\": \"LlamaTokenizer\", \"bos_token\": {\"content\": \"<|end|>\"},"
+             " \"eos_token\": \"abc\", \"add_bos_token\": true, \"add_eos_token\": true,"
+             " \"model_max_length\": 1000000000000000019884624838656}");
+    write_in(dir, "generation_config.json", "{\"eos_token_id\": [259, 97, 259]}");
+    tokenizer *t = tokenizer_load(dir);
+    CHECK_MSG(t != NULL, "%s", kiln_last_error());
+    if (!t) return;
+    CHECK(tokenizer_bos(t) == 259);
+    const int32_t *eos;
+    size_t n_eos = tokenizer_eos_ids(t, &eos);
+    CHECK(n_eos == 3 && eos[0] == 257 && eos[1] == 259 && eos[2] == 97);
+    int32_t *ids;
+    size_t n;
+    CHECK(tokenizer_encode(t, "ab", 2, true, &ids, &n) == 0);
+    CHECK(n == 3 && ids[0] == 259 && ids[1] == 256 && ids[2] == 257); /* BOS ab EOS */
+    free(ids);
+    CHECK(tokenizer_encode(t, "ab", 2, false, &ids, &n) == 0);
+    CHECK(n == 1 && ids[0] == 256);
+    free(ids);
+    tokenizer_free(t);
+    write_in(dir, "generation_config.json", "{\"eos_token_id\": 97}");
+    write_in(dir, "tokenizer_config.json", "{\"eos_token\": null}");
+    t = tokenizer_load(dir);
+    CHECK(t != NULL);
+    if (!t) return;
+    n_eos = tokenizer_eos_ids(t, &eos);
+    CHECK(n_eos == 1 && eos[0] == 97);
+    CHECK(tokenizer_bos(t) == -1);
+    tokenizer_free(t);
+    write_in(dir, "generation_config.json", "{\"eos_token_id\": ");
+    CHECK(tokenizer_load(dir) == NULL);
+    CHECK_CONTAINS(kiln_last_error(), "generation_config.json");
+}
+
 int main(void) {
     if (!mkdtemp(tmpdir)) return 1;
     RUN(test_invalid_utf8_is_rejected_with_offset);
@@ -430,6 +477,7 @@ int main(void) {
     RUN(test_concurrent_encoding_shares_the_cache_safely);
     RUN(test_split_behaviors_as_documented);
     RUN(test_punctuation_and_digit_runs);
+    RUN(test_configs_give_bos_eos_and_stop_ids);
     RUN(test_malformed_tokenizer_json);
     RUN(test_malformed_llama2c_files);
     RUN(test_llama2c_file_when_shared_data_exists);
