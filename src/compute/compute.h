@@ -59,6 +59,9 @@ void to_f32(float *dst, const void *src, enum dtype t, size_t n);
 /* ---- ops (CPU) ---- */
 /* y[n, w->rows] = x[n, w->cols] · wᵀ, on all threads of pool (may be NULL). */
 void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w);
+/* Plans the calling thread's scratch for quantized matmuls of up to n tokens of up to cols
+ * inputs, so op_matmul never allocates afterwards; -1 + error when out of memory. */
+int op_matmul_reserve(int n, int64_t cols);
 /* out[w->cols] = row `row` of w, dequantized (embedding lookup). */
 void op_embedding(float *out, const weight *w, int64_t row);
 /* y = x / rms(x) * g (g may be NULL); y may alias x. */

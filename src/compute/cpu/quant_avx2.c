@@ -1,0 +1,221 @@
+/*
+ * quant_avx2.c — AVX2 kernels for MLX affine-quantized weights (all widths: 2, 3, 4, 5, 6, 8).
+ * A 32-value chunk of a row's codes is widened to two vectors of 16 int16 (8 bits: a zero
+ * extension; 4 bits: the low and high nibbles, matching the even/odd layout of the activation
+ * codes; 2, 3, 5, 6 bits: BMI2 pdep spreads each 8 codes, which fill `bits` whole bytes, into
+ * 8 bytes), then _mm256_madd_epi16 dots it with the int16 activations of up to four tokens at
+ * once (the widening is paid once per four tokens). Each group's int32 sums turn into float
+ * once: acc += (float)isum · dx · scale; the biases need only the group sums of x.
+ * For more than one token the columns are cut into slices so the tokens' activation slices
+ * stay in L1 while every row of the task's range passes over them.
+ */
+#include "compute/cpu/kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define NT_MAX        4    /* tokens per tile */
+#define K_SLICE       1024 /* columns per slice when several tokens share the pass */
+
+ALWAYS_INLINE float scale_of(const void *p, enum dtype dt, int64_t i) {
+    if (dt == DT_F16) return _cvtsh_ss(((const uint16_t *)p)[i]);
+    if (dt == DT_BF16) return bf16_to_f32(((const uint16_t *)p)[i]);
+    return ((const float *)p)[i];
+}
+
+ALWAYS_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+/* 8 codes of BITS bits at p (they fill BITS bytes exactly) as 8 bytes. */
+ALWAYS_INLINE uint64_t spread8(const uint8_t *p, const int BITS) {
+    uint64_t v = 0;
+    memcpy(&v, p, (size_t)BITS);
+    return _pdep_u64(v, 0x0101010101010101ull * ((1u << BITS) - 1));
+}
+
+/* The 32 codes at p (a chunk starts on a byte: 32 codes are 4·BITS bytes) as int16. */
+ALWAYS_INLINE void unpack32(const uint8_t *p, const int BITS, __m256i *w0, __m256i *w1) {
+    if (BITS == 8) {
+        *w0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+        *w1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + 16)));
+    } else if (BITS == 4) {
+        __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+        *w0 = _mm256_and_si256(b, _mm256_set1_epi16(0x0f)); /* even codes */
+        *w1 = _mm256_srli_epi16(b, 4);                      /* odd codes */
+    } else {
+        __m128i lo = _mm_set_epi64x((long long)spread8(p + BITS, BITS), (long long)spread8(p, BITS));
+        __m128i hi = _mm_set_epi64x((long long)spread8(p + 3 * BITS, BITS),
+                                    (long long)spread8(p + 2 * BITS, BITS));
+        *w0 = _mm256_cvtepu8_epi16(lo);
+        *w1 = _mm256_cvtepu8_epi16(hi);
+    }
+}
+
+/* Row r against NT tokens from t, over groups [g0, g1); adds to y unless `first`. */
+ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const weight *w,
+                        int64_t r, int g0, int g1, bool first, const int BITS, const int NT) {
+    const int gs = w->group_size, groups = a->groups;
+    const int64_t cols = w->cols;
+    const uint8_t *row = (const uint8_t *)w->data + r * (cols * BITS / 8);
+    const enum dtype dt = w->scale_dtype;
+    __m256 acc[NT_MAX];
+    float bias_acc[NT_MAX];
+    for (int i = 0; i < NT; i++) {
+        acc[i] = _mm256_setzero_ps();
+        bias_acc[i] = 0;
+    }
+    for (int g = g0; g < g1; g++) {
+        __m256i isum[NT_MAX];
+        for (int i = 0; i < NT; i++) isum[i] = _mm256_setzero_si256();
+        for (int64_t k = (int64_t)g * gs; k < (int64_t)(g + 1) * gs; k += 32) {
+            __m256i w0, w1;
+            unpack32(row + k * BITS / 8, BITS, &w0, &w1);
+            for (int i = 0; i < NT; i++) {
+                const int16_t *xq = a->q + (int64_t)(t + i) * cols + k;
+                __m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)xq));
+                __m256i p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(xq + 16)));
+                isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(p0, p1));
+            }
+        }
+        const float s = scale_of(w->scales, dt, r * groups + g);
+        const float b = scale_of(w->biases, dt, r * groups + g);
+        const __m256 sv = _mm256_set1_ps(s);
+        for (int i = 0; i < NT; i++) {
+            const int64_t gi = (int64_t)(t + i) * groups + g;
+            __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_loadu_ps(a->dxv + gi * 8));
+            acc[i] = _mm256_fmadd_ps(v, sv, acc[i]);
+            bias_acc[i] += b * a->xs[gi];
+        }
+    }
+    for (int i = 0; i < NT; i++) {
+        float v = hsum(acc[i]) + bias_acc[i];
+        float *out = y + (int64_t)(t + i) * ldy + r;
+        *out = first ? v : *out + v;
+    }
+}
+
+ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act *a, int t0, int t1,
+                             const weight *w, int64_t r0, int64_t r1, const int BITS) {
+    const int groups = a->groups;
+    int slice = t1 - t0 == 1 ? groups : K_SLICE / w->group_size;
+    if (slice < 1) slice = 1;
+    for (int t = t0; t < t1; t += NT_MAX) {
+        int nt = t1 - t < NT_MAX ? t1 - t : NT_MAX;
+        for (int g0 = 0; g0 < groups; g0 += slice) {
+            int g1 = g0 + slice < groups ? g0 + slice : groups;
+            bool first = g0 == 0;
+            for (int64_t r = r0; r < r1; r++) {
+                switch (nt) {
+                case 4:
+                    tile(y, ldy, a, t, w, r, g0, g1, first, BITS, 4);
+                    break;
+                case 3:
+                    tile(y, ldy, a, t, w, r, g0, g1, first, BITS, 3);
+                    break;
+                case 2:
+                    tile(y, ldy, a, t, w, r, g0, g1, first, BITS, 2);
+                    break;
+                default:
+                    tile(y, ldy, a, t, w, r, g0, g1, first, BITS, 1);
+                    break;
+                }
+            }
+        }
+    }
+}
+
+void quant_rows_avx2(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
+                     int64_t r0, int64_t r1) {
+    switch (w->bits) {
+    case 2:
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 2);
+        break;
+    case 3:
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 3);
+        break;
+    case 4:
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 4);
+        break;
+    case 5:
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 5);
+        break;
+    case 6:
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 6);
+        break;
+    default:
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 8);
+        break;
+    }
+}
+
+/* 8 floats -> 8 int32 codes rint(x·inv) clamped to ±QUANT_ACT_MAX (as quantize_act_portable). */
+ALWAYS_INLINE __m256i quant8(const float *x, __m256 inv) {
+    __m256i v = _mm256_cvtps_epi32(_mm256_mul_ps(_mm256_loadu_ps(x), inv));
+    v = _mm256_min_epi32(v, _mm256_set1_epi32(QUANT_ACT_MAX));
+    return _mm256_max_epi32(v, _mm256_set1_epi32(-QUANT_ACT_MAX));
+}
+
+/* 16 int32 (two vectors, in order) -> 16 int16 in order. */
+ALWAYS_INLINE __m256i pack16(__m256i a, __m256i b) {
+    return _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xd8);
+}
+
+void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1) {
+    const int gs = a->group_size;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    /* Per 128-bit lane: the 4 even int16 first, then the 4 odd ones. */
+    const __m256i even_odd = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14,
+                                              15, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11,
+                                              14, 15);
+    for (int t = t0; t < t1; t++) {
+        const float *xt = x + (int64_t)t * a->cols;
+        int16_t *q = a->q + (int64_t)t * a->cols;
+        for (int g = 0; g < a->groups; g++) {
+            const float *xg = xt + (int64_t)g * gs;
+            __m256 m = _mm256_setzero_ps();
+            for (int i = 0; i < gs; i += 8)
+                m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(xg + i), abs_mask));
+            __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+            m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+            m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+            float max = _mm_cvtss_f32(m4);
+            float inv_s = max > 0 ? (float)QUANT_ACT_MAX / max : 0;
+            float dx = max / (float)QUANT_ACT_MAX;
+            __m256 inv = _mm256_set1_ps(inv_s);
+            __m256i sum = _mm256_setzero_si256();
+            for (int i = 0; i < gs; i += 32) {
+                __m256i v0 = quant8(xg + i, inv), v1 = quant8(xg + i + 8, inv);
+                __m256i v2 = quant8(xg + i + 16, inv), v3 = quant8(xg + i + 24, inv);
+                sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_add_epi32(v0, v1),
+                                                              _mm256_add_epi32(v2, v3)));
+                __m256i lo = pack16(v0, v1), hi = pack16(v2, v3);
+                int16_t *out = q + (int64_t)g * gs + i;
+                if (a->bits == 4) { /* even-indexed values first, then odd (quant_portable.c) */
+                    lo = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(lo, even_odd), 0xd8);
+                    hi = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(hi, even_odd), 0xd8);
+                    __m256i ev = _mm256_permute2x128_si256(lo, hi, 0x20);
+                    __m256i od = _mm256_permute2x128_si256(lo, hi, 0x31);
+                    lo = ev;
+                    hi = od;
+                }
+                _mm256_storeu_si256((__m256i *)out, lo);
+                _mm256_storeu_si256((__m256i *)(out + 16), hi);
+            }
+            const int64_t gi = (int64_t)t * a->groups + g;
+            _mm256_storeu_ps(a->dxv + gi * 8, _mm256_set1_ps(dx));
+            a->xs[gi] = dx * (float)hsum_i32(sum);
+        }
+    }
+}
