@@ -43,11 +43,11 @@ extern const cpu_kernels cpu_kernels_avx2;
 const cpu_kernels *cpu_kernels_get(void);
 
 /* Float reference for quantized rows: dequantizes each row and dots it with float x (tests). */
-void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const weight *w,
-                          int64_t r0, int64_t r1);
+void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
+                          int64_t r1);
 /* The portable integer kernels (quant_portable.c), also used by variants for odd cases. */
-void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int t1,
-                         const weight *w, int64_t r0, int64_t r1);
+void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
+                         int64_t r0, int64_t r1);
 void quantize_act_portable(quant_act *a, const float *x, int t0, int t1);
 /* Code j of a row of packed codes (a little-endian bit stream). */
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);

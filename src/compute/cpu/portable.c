@@ -65,8 +65,8 @@ void dequantize_row(float *out, const weight *w, int64_t row) {
     }
 }
 
-void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const weight *w,
-                          int64_t r0, int64_t r1) {
+void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
+                          int64_t r1) {
     float *buf = xmalloc((size_t)w->cols * sizeof(float));
     for (int64_t r = r0; r < r1; r++) {
         dequantize_row(buf, w, r);

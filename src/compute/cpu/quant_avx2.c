@@ -17,6 +17,8 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define NT_MAX        4    /* tokens per tile */
 #define K_SLICE       1024 /* columns per slice when several tokens share the pass */
+/* Unrolled tile loops keep the per-token accumulators in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
 
 ALWAYS_INLINE float scale_of(const void *p, enum dtype dt, int64_t i) {
     if (dt == DT_F16) return _cvtsh_ss(((const uint16_t *)p)[i]);
@@ -55,7 +57,8 @@ ALWAYS_INLINE void unpack32(const uint8_t *p, const int BITS, __m256i *w0, __m25
         *w0 = _mm256_and_si256(b, _mm256_set1_epi16(0x0f)); /* even codes */
         *w1 = _mm256_srli_epi16(b, 4);                      /* odd codes */
     } else {
-        __m128i lo = _mm_set_epi64x((long long)spread8(p + BITS, BITS), (long long)spread8(p, BITS));
+        __m128i lo =
+            _mm_set_epi64x((long long)spread8(p + BITS, BITS), (long long)spread8(p, BITS));
         __m128i hi = _mm_set_epi64x((long long)spread8(p + 3 * BITS, BITS),
                                     (long long)spread8(p + 2 * BITS, BITS));
         *w0 = _mm256_cvtepu8_epi16(lo);
@@ -72,17 +75,17 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
     const enum dtype dt = w->scale_dtype;
     __m256 acc[NT_MAX];
     float bias_acc[NT_MAX];
-    for (int i = 0; i < NT; i++) {
+    UNROLL for (int i = 0; i < NT; i++) {
         acc[i] = _mm256_setzero_ps();
         bias_acc[i] = 0;
     }
     for (int g = g0; g < g1; g++) {
         __m256i isum[NT_MAX];
-        for (int i = 0; i < NT; i++) isum[i] = _mm256_setzero_si256();
+        UNROLL for (int i = 0; i < NT; i++) isum[i] = _mm256_setzero_si256();
         for (int64_t k = (int64_t)g * gs; k < (int64_t)(g + 1) * gs; k += 32) {
             __m256i w0, w1;
             unpack32(row + k * BITS / 8, BITS, &w0, &w1);
-            for (int i = 0; i < NT; i++) {
+            UNROLL for (int i = 0; i < NT; i++) {
                 const int16_t *xq = a->q + (int64_t)(t + i) * cols + k;
                 __m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)xq));
                 __m256i p1 = _mm256_madd_epi16(w1, _mm256_loadu_si256((const __m256i *)(xq + 16)));
@@ -92,14 +95,14 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
         const float s = scale_of(w->scales, dt, r * groups + g);
         const float b = scale_of(w->biases, dt, r * groups + g);
         const __m256 sv = _mm256_set1_ps(s);
-        for (int i = 0; i < NT; i++) {
+        UNROLL for (int i = 0; i < NT; i++) {
             const int64_t gi = (int64_t)(t + i) * groups + g;
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_loadu_ps(a->dxv + gi * 8));
             acc[i] = _mm256_fmadd_ps(v, sv, acc[i]);
             bias_acc[i] += b * a->xs[gi];
         }
     }
-    for (int i = 0; i < NT; i++) {
+    UNROLL for (int i = 0; i < NT; i++) {
         float v = hsum(acc[i]) + bias_acc[i];
         float *out = y + (int64_t)(t + i) * ldy + r;
         *out = first ? v : *out + v;
@@ -176,9 +179,8 @@ void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1) {
     const int gs = a->group_size;
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     /* Per 128-bit lane: the 4 even int16 first, then the 4 odd ones. */
-    const __m256i even_odd = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14,
-                                              15, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11,
-                                              14, 15);
+    const __m256i even_odd = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+                                              0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
     for (int t = t0; t < t1; t++) {
         const float *xt = x + (int64_t)t * a->cols;
         int16_t *q = a->q + (int64_t)t * a->cols;
@@ -198,8 +200,8 @@ void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1) {
             for (int i = 0; i < gs; i += 32) {
                 __m256i v0 = quant8(xg + i, inv), v1 = quant8(xg + i + 8, inv);
                 __m256i v2 = quant8(xg + i + 16, inv), v3 = quant8(xg + i + 24, inv);
-                sum = _mm256_add_epi32(sum, _mm256_add_epi32(_mm256_add_epi32(v0, v1),
-                                                              _mm256_add_epi32(v2, v3)));
+                sum = _mm256_add_epi32(
+                    sum, _mm256_add_epi32(_mm256_add_epi32(v0, v1), _mm256_add_epi32(v2, v3)));
                 __m256i lo = pack16(v0, v1), hi = pack16(v2, v3);
                 int16_t *out = q + (int64_t)g * gs + i;
                 if (a->bits == 4) { /* even-indexed values first, then odd (quant_portable.c) */

@@ -100,8 +100,14 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
     int q_tasks = n < threads * 2 ? n : threads * 2;
     j.tokens_per_task = (n + q_tasks - 1) / q_tasks;
     pool_run(pool, quantize_task, &j, q_tasks);
-    /* Enough chunks to balance uneven cores; each covers whole 4-row tiles. */
+    /* Enough chunks to balance uneven cores. With several tokens, a chunk's rows must also stay
+     * in L2 while every token passes over them. */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
+    if (n > 1) {
+        int64_t row_bytes = (int64_t)weight_bytes(w) / w->rows;
+        int64_t fit = (96 << 10) / row_bytes;
+        if (per > fit) per = fit;
+    }
     if (per < 16) per = 16;
     j.rows_per_task = (per + 3) & ~(int64_t)3;
     int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);

@@ -44,8 +44,8 @@ void quantize_act_portable(quant_act *a, const float *x, int t0, int t1) {
     }
 }
 
-void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int t1,
-                         const weight *w, int64_t r0, int64_t r1) {
+void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
+                         int64_t r0, int64_t r1) {
     const int gs = w->group_size, groups = a->groups;
     const int64_t words = w->cols * w->bits / 32;
     for (int64_t r = r0; r < r1; r++) {
