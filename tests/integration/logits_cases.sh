@@ -15,7 +15,6 @@ fixture_rows() { # folder -> number of tokens
 }
 
 # check_logits_fixture LABEL FOLDER TOLERANCE: one ok / not ok line with the measured error.
-# Returns 3 (and prints nothing) while `kiln logits` is still the unimplemented stub.
 check_logits_fixture() {
     local label=$1 dir=$2 tol=$3
     local name tokens rows out err summary
@@ -24,7 +23,6 @@ check_logits_fixture() {
     rows=$(fixture_rows "$dir")
     out="$TMP/$name.f32"
     if ! err=$("$KILN" logits "$dir" --tokens "$tokens" --out "$out" 2>&1 >/dev/null); then
-        if [[ "$err" == *"is not implemented yet"* ]]; then return 3; fi
         not_ok "$label $name" "kiln logits failed: $(head -n 1 <<<"$err")"
         return 1
     fi
@@ -38,17 +36,12 @@ check_logits_fixture() {
 
 # run_logits_fixtures LABEL ROOT_DIR TOLERANCE: every fixture under ROOT_DIR.
 run_logits_fixtures() {
-    local label=$1 root=$2 tol=$3 dir rc found=0
+    local label=$1 root=$2 tol=$3 dir found=0
     for dir in "$root"/*/; do
         dir=${dir%/}
         [ -f "$dir/logits.f32" ] || continue
         found=1
         check_logits_fixture "$label" "$dir" "$tol"
-        rc=$?
-        if [ $rc -eq 3 ]; then
-            echo "# skip - $label: \`kiln logits\` is not implemented yet"
-            return 0
-        fi
     done
     [ $found -eq 1 ] || not_ok "$label" "no fixtures under $root"
 }
@@ -82,5 +75,23 @@ comparator_self_check() {
     expect_cmp "rejects a missing row" 1 "$tol" truncate
     rc=0
     node "$COMPARE" "$ref" "$ref" --rows 7 --tol "$tol" >/dev/null 2>&1 || rc=$?
-    [ "$rows" -eq 40 ] && expect_eq "$label comparator refuses a wrong row count" 2 "$rc"
+    expect_eq "$label comparator refuses a row count that does not divide the file" 2 "$rc"
+}
+
+# mutated_fixture_fails LABEL FOLDER NODE_EXPR: a copy of the fixture whose config.json is changed
+# by NODE_EXPR (acting on `c`) must not pass: the whole pipeline can fail, not just the comparator.
+mutated_fixture_fails() {
+    local label=$1 dir=$2 expr=$3 name copy rows msg
+    name=$(basename "$dir")
+    copy="$TMP/mutated-$name"
+    cp -r "$dir" "$copy"
+    node -e "const fs=require('fs');const f=process.argv[1];const c=JSON.parse(fs.readFileSync(f));$expr;fs.writeFileSync(f,JSON.stringify(c))" "$copy/config.json"
+    rows=$(fixture_rows "$copy")
+    if ! "$KILN" logits "$copy" --tokens "$(fixture_tokens "$copy")" --out "$TMP/mutated.f32" 2>/dev/null; then
+        not_ok "$label $name with $expr is rejected by the comparison" "kiln logits failed on the mutated copy"
+    elif msg=$(node "$COMPARE" "$TMP/mutated.f32" "$dir/logits.f32" --rows "$rows" --tol 1e-3); then
+        not_ok "$label $name with $expr is rejected by the comparison" "it passed: $msg"
+    else
+        ok "$label $name with $expr is rejected by the comparison ($msg)"
+    fi
 }

@@ -9,3 +9,4 @@ source "$(dirname "$0")/logits_cases.sh"
 TOL=1e-3
 comparator_self_check "hf logits" "$ROOT/tests/fixtures/hf/llama_gqa_f32" "$TOL"
 run_logits_fixtures "hf logits" "$ROOT/tests/fixtures/hf" "$TOL"
+mutated_fixture_fails "hf logits" "$ROOT/tests/fixtures/hf/llama3_rope_f32" "delete c.rope_scaling"
