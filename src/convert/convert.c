@@ -278,8 +278,8 @@ static void produce(const job *j, uint8_t *out) {
             for (int64_t k = 0; k < cols; k++) row[k] = round_to(j->out_dtype, row[k]);
             for (int64_t g = 0; g < groups; g++) {
                 float s, b;
-                affine_quantize_group(row + g * j->group, j->group, j->bits, codes + g * j->group,
-                                      &s, &b);
+                quant_affine_group(row + g * j->group, j->group, j->bits, codes + g * j->group, &s,
+                                   &b);
                 store_value(scales, j->out_dtype, r * groups + g, s);
                 store_value(biases, j->out_dtype, r * groups + g, b);
             }

@@ -21,12 +21,6 @@ typedef struct convert_opts {
 int convert_model(const convert_opts *o);
 
 /* ---- MLX affine quantization (affine.c) ---- */
-/* Quantizes one group of n values as mlx's quantize() does (mlx/backend/cpu/quantized.cpp):
- * the end of larger magnitude is kept exact (it becomes the bias, or 0 stays 0), scale =
- * (max - min) / (2^bits - 1) adjusted so that end is a whole number of steps; codes are
- * rint((w - bias) / scale) clamped to [0, 2^bits - 1]. */
-void affine_quantize_group(const float *w, int n, int bits, uint8_t *codes, float *scale,
-                           float *bias);
 /* Packs n codes as a little-endian bit stream (the MLX layout) into out[n * bits / 8]. */
 void affine_pack(const uint8_t *codes, int64_t n, int bits, uint8_t *out);
 /* The bits of a recipe's module: -1 if the recipe is unknown. */
