@@ -18,11 +18,11 @@ static inline unsigned code_of(const uint8_t *codes, int i, int bits) {
 
 void kv_quant_store(uint8_t *rec, const float *x, int hd, int bits, int group) {
     uint8_t codes[MAX_CODES];
-    float *params = (float *)(rec + hd * bits / 8);
+    uint8_t *params = rec + hd * bits / 8;
     for (int g = 0; g < hd / group; g++) {
         float sb[2];
         quant_affine_group(x + g * group, group, bits, codes + g * group, &sb[0], &sb[1]);
-        memcpy(params + 2 * g, sb, sizeof sb); /* records are not float-aligned in general */
+        memcpy(params + 8 * g, sb, sizeof sb); /* records are not float-aligned in general */
     }
     if (bits == 8) {
         memcpy(rec, codes, (size_t)hd);

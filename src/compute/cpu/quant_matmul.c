@@ -91,10 +91,9 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
         quant_rows_reference(y, w->rows, x, n, w, 0, w->rows);
         return;
     }
-    uint8_t *mem = scratch.mem;
     size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
-    j.a.q = (int16_t *)mem;
-    j.a.dxv = (float *)(mem + q_bytes);
+    j.a.q = scratch.mem;
+    j.a.dxv = (void *)((uint8_t *)scratch.mem + q_bytes); /* 64-byte aligned, after the codes */
     j.a.xs = j.a.dxv + (size_t)n * (size_t)j.a.groups * 8;
     int threads = pool_size(pool);
     int q_tasks = n < threads * 2 ? n : threads * 2;
