@@ -4,7 +4,7 @@
  * tokens (prefill: GMAC/s), next to a plain read of the same number of bytes in the same run,
  * so the ratio to the machine's bandwidth is measured, not assumed.
  *
- *   quant_kernels [-r ROWS] [-c COLS] [-n TOKENS] [-t THREADS] [-b BITS] [-g GROUP]
+ *   quant_kernels [-r ROWS] [-c COLS] [-n TOKENS] [-t THREADS] [-b BITS] [-g GROUP] [-T]
  */
 #include "compute/compute.h"
 
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct read_job {
     const uint8_t *p;
@@ -34,18 +35,29 @@ __attribute__((target("avx2"))) static void read_task(void *ctx, int task, int n
     j->sink[task & 255] += (uint64_t)_mm256_extract_epi64(acc, 0);
 }
 
+/* With -T: process CPU seconds instead of wall seconds, so a loaded machine (other processes
+ * taking turns on the cores) does not distort the rates; meaningful with -t 1. */
+static bool cpu_clock;
+static double clock_s(void) {
+    if (!cpu_clock) return now_seconds();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static double read_gbps(thread_pool *pool, const uint8_t *p, size_t n) {
     read_job j = {.p = p, .n = n, .chunk = 1 << 20};
     int tasks = (int)((n + j.chunk - 1) / j.chunk);
-    double t0 = now_seconds();
+    double t0 = clock_s();
     pool_run(pool, read_task, &j, tasks);
-    return (double)n / (now_seconds() - t0) / 1e9;
+    return (double)n / (clock_s() - t0) / 1e9;
 }
 
 int main(int argc, char **argv) {
     int64_t rows = 8192, cols = 2048;
     int n = 64, threads = 0, group = 64, only_bits = 0, c, reps = 5;
-    while ((c = getopt(argc, argv, "r:c:n:t:b:g:")) != -1) {
+    while ((c = getopt(argc, argv, "r:c:n:t:b:g:T")) != -1) {
+        if (c == 'T') cpu_clock = true;
         if (c == 'r') rows = atoll(optarg);
         if (c == 'c') cols = atoll(optarg);
         if (c == 'n') n = atoi(optarg);
@@ -86,15 +98,15 @@ int main(int argc, char **argv) {
                             .biases = mem + i * one + code_bytes + sc};
         double best_dec = 1e9, best_pre = 1e9, best_read = 0;
         for (int r = 0; r < reps; r++) {
-            double t0 = now_seconds();
+            double t0 = clock_s();
             for (int i = 0; i < copies; i++) op_matmul(pool, y, x, 1, &w[i]);
-            double dt = now_seconds() - t0;
+            double dt = clock_s() - t0;
             if (dt < best_dec) best_dec = dt;
             double g = read_gbps(pool, mem, total);
             if (g > best_read) best_read = g;
-            t0 = now_seconds();
+            t0 = clock_s();
             op_matmul(pool, y, x, n, &w[r % copies]);
-            dt = now_seconds() - t0;
+            dt = clock_s() - t0;
             if (dt < best_pre) best_pre = dt;
         }
         printf("{\"bits\":%d,\"group\":%d,\"rows\":%lld,\"cols\":%lld,\"decode_gb_per_s\":%.2f,"

@@ -140,6 +140,7 @@ static quant_act make_act(int n, int64_t cols, int group, int bits) {
     a.q = xmalloc((size_t)(n * cols) * sizeof(int16_t));
     a.dxv = xmalloc((size_t)n * (size_t)a.groups * 8 * sizeof(float));
     a.xs = xmalloc((size_t)n * (size_t)a.groups * sizeof(float));
+    a.dx = xmalloc((size_t)n * (size_t)a.groups * sizeof(float));
     return a;
 }
 
@@ -147,6 +148,7 @@ static void free_act(quant_act *a) {
     free(a->q);
     free(a->dxv);
     free(a->xs);
+    free(a->dx);
 }
 
 static bool have_avx2(void) {

@@ -19,6 +19,7 @@ typedef struct quant_act {
     int bits;   /* of the weight: 4 selects the even/odd code layout (quant_portable.c) */
     int16_t *q; /* [n][cols] */
     float *dxv; /* [n][groups][8] */
+    float *dx;  /* [n][groups]: the same scales, one per group */
     float *xs;  /* [n][groups] */
 } quant_act;
 #define QUANT_ACT_MAX 32767

@@ -17,6 +17,7 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define NT_MAX        4    /* tokens per tile */
 #define K_SLICE       1024 /* columns per slice when several tokens share the pass */
+#define PREFETCH      768  /* bytes ahead in each row's codes (decode) */
 /* Unrolled tile loops keep the per-token accumulators in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
@@ -109,10 +110,90 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
     }
 }
 
+/* 8 consecutive scales (or biases) from index i as floats. */
+ALWAYS_INLINE __m256 load8_scales(const void *p, enum dtype dt, int64_t i) {
+    if (dt == DT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    if (dt == DT_BF16) {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
+/* One token against NR rows from r (decode): the token's activations are loaded once per
+ * chunk and used for every row; scales and biases are converted 8 groups at a time, and each
+ * group costs one conversion and one FMA (scale·dx comes from a small table). */
+ALWAYS_INLINE void tile_rows(float *y, const quant_act *a, int t, const weight *w, int64_t r,
+                             const int BITS, const int NR) {
+    const int gs = w->group_size, groups = a->groups;
+    const int64_t cols = w->cols, row_bytes = cols * BITS / 8;
+    const uint8_t *rows = (const uint8_t *)w->data + r * row_bytes;
+    const int16_t *xq = a->q + (int64_t)t * cols;
+    const float *dx = a->dx + (int64_t)t * groups, *xs = a->xs + (int64_t)t * groups;
+    const enum dtype dt = w->scale_dtype;
+    __m256 acc[4], bias_acc[4];
+    float sdx[4][8] __attribute__((aligned(32)));
+    UNROLL for (int i = 0; i < NR; i++) {
+        acc[i] = _mm256_setzero_ps();
+        bias_acc[i] = _mm256_setzero_ps();
+    }
+    for (int g0 = 0; g0 < groups; g0 += 8) {
+        const int gn = groups - g0 < 8 ? groups - g0 : 8;
+        if (gn == 8) {
+            const __m256 dx8 = _mm256_loadu_ps(dx + g0), xs8 = _mm256_loadu_ps(xs + g0);
+            UNROLL for (int i = 0; i < NR; i++) {
+                const int64_t si = (r + i) * groups + g0;
+                _mm256_store_ps(sdx[i], _mm256_mul_ps(load8_scales(w->scales, dt, si), dx8));
+                bias_acc[i] = _mm256_fmadd_ps(load8_scales(w->biases, dt, si), xs8, bias_acc[i]);
+            }
+        } else {
+            for (int i = 0; i < NR; i++)
+                for (int k = 0; k < gn; k++) {
+                    const int64_t si = (r + i) * groups + g0 + k;
+                    sdx[i][k] = scale_of(w->scales, dt, si) * dx[g0 + k];
+                    acc[i] = _mm256_add_ps(
+                        acc[i], _mm256_setr_ps(scale_of(w->biases, dt, si) * xs[g0 + k], 0, 0, 0,
+                                               0, 0, 0, 0));
+                }
+        }
+        for (int gk = 0; gk < gn; gk++) {
+            const int g = g0 + gk;
+            /* Prefetch each row's stream ahead: the four rows are four streams. */
+            UNROLL for (int i = 0; i < NR; i++)
+                _mm_prefetch((const char *)rows + i * row_bytes + (int64_t)g * gs * BITS / 8 + PREFETCH,
+                             _MM_HINT_T0);
+            __m256i isum[4];
+            UNROLL for (int i = 0; i < NR; i++) isum[i] = _mm256_setzero_si256();
+            for (int64_t k = (int64_t)g * gs; k < (int64_t)(g + 1) * gs; k += 32) {
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(xq + k));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + k + 16));
+                UNROLL for (int i = 0; i < NR; i++) {
+                    __m256i w0, w1;
+                    unpack32(rows + i * row_bytes + k * BITS / 8, BITS, &w0, &w1);
+                    isum[i] = _mm256_add_epi32(
+                        isum[i],
+                        _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)));
+                }
+            }
+            UNROLL for (int i = 0; i < NR; i++)
+                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]),
+                                         _mm256_broadcast_ss(&sdx[i][gk]), acc[i]);
+        }
+    }
+    UNROLL for (int i = 0; i < NR; i++) y[r + i] = hsum(_mm256_add_ps(acc[i], bias_acc[i]));
+}
+
 ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act *a, int t0, int t1,
                              const weight *w, int64_t r0, int64_t r1, const int BITS) {
     const int groups = a->groups;
-    int slice = t1 - t0 == 1 ? groups : K_SLICE / w->group_size;
+    if (t1 - t0 == 1) { /* decode: four rows at a time share the token's loads */
+        float *yt = y + (int64_t)t0 * ldy;
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4) tile_rows(yt, a, t0, w, r, BITS, 4);
+        for (; r < r1; r++) tile_rows(yt, a, t0, w, r, BITS, 1);
+        return;
+    }
+    int slice = K_SLICE / w->group_size;
     if (slice < 1) slice = 1;
     for (int t = t0; t < t1; t += NT_MAX) {
         int nt = t1 - t < NT_MAX ? t1 - t : NT_MAX;
@@ -217,6 +298,7 @@ void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1) {
             }
             const int64_t gi = (int64_t)t * a->groups + g;
             _mm256_storeu_ps(a->dxv + gi * 8, _mm256_set1_ps(dx));
+            a->dx[gi] = dx;
             a->xs[gi] = dx * (float)hsum_i32(sum);
         }
     }

@@ -31,7 +31,7 @@ static void scratch_key_create(void) {
 static size_t act_bytes(int n, int64_t cols, int group_size) {
     size_t groups = (size_t)(cols / group_size);
     size_t q = ((size_t)n * (size_t)cols * sizeof(int16_t) + 63) & ~(size_t)63;
-    return q + (size_t)n * groups * 9 * sizeof(float) + 64;
+    return q + (size_t)n * groups * 10 * sizeof(float) + 64;
 }
 
 static int scratch_reserve(size_t bytes) {
@@ -95,10 +95,15 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
     j.a.q = scratch.mem;
     j.a.dxv = (void *)((uint8_t *)scratch.mem + q_bytes); /* 64-byte aligned, after the codes */
     j.a.xs = j.a.dxv + (size_t)n * (size_t)j.a.groups * 8;
+    j.a.dx = j.a.xs + (size_t)n * (size_t)j.a.groups;
     int threads = pool_size(pool);
-    int q_tasks = n < threads * 2 ? n : threads * 2;
-    j.tokens_per_task = (n + q_tasks - 1) / q_tasks;
-    pool_run(pool, quantize_task, &j, q_tasks);
+    if ((int64_t)n * w->cols <= 16384) { /* decode: cheaper here than a round trip to the pool */
+        k->quantize_act(&j.a, x, 0, n);
+    } else {
+        int q_tasks = n < threads * 2 ? n : threads * 2;
+        j.tokens_per_task = (n + q_tasks - 1) / q_tasks;
+        pool_run(pool, quantize_task, &j, q_tasks);
+    }
     /* Enough chunks to balance uneven cores. With several tokens, a chunk's rows must also stay
      * in L2 while every token passes over them. */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);

@@ -39,6 +39,7 @@ void quantize_act_portable(quant_act *a, const float *x, int t0, int t1) {
             }
             float *dxv = a->dxv + ((int64_t)t * a->groups + g) * 8;
             for (int i = 0; i < 8; i++) dxv[i] = dx;
+            a->dx[(int64_t)t * a->groups + g] = dx;
             a->xs[(int64_t)t * a->groups + g] = dx * (float)sum;
         }
     }
