@@ -41,11 +41,14 @@ ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
     return _mm_cvtsi128_si32(s);
 }
 
-/* 8 codes of BITS bits at p (they fill BITS bytes exactly) as 8 bytes. */
-ALWAYS_INLINE uint64_t spread8(const uint8_t *p, const int BITS) {
-    uint64_t v = 0;
-    memcpy(&v, p, (size_t)BITS);
-    return _pdep_u64(v, 0x0101010101010101ull * ((1u << BITS) - 1));
+/* Codes 8j..8j+7 of a 32-code chunk of BITS-bit codes (they fill BITS whole bytes from byte
+ * j·BITS) as 8 bytes. One 8-byte load that stays inside the chunk (4·BITS bytes), then pdep
+ * spreads the low 8·BITS bits into bytes. */
+ALWAYS_INLINE uint64_t spread8(const uint8_t *chunk, const int j, const int BITS) {
+    const int off = j * BITS < 4 * BITS - 8 ? j * BITS : 4 * BITS - 8;
+    uint64_t v;
+    memcpy(&v, chunk + off, 8);
+    return _pdep_u64(v >> (8 * (j * BITS - off)), 0x0101010101010101ull * ((1u << BITS) - 1));
 }
 
 /* The 32 codes at p (a chunk starts on a byte: 32 codes are 4·BITS bytes) as int16. */
@@ -58,10 +61,8 @@ ALWAYS_INLINE void unpack32(const uint8_t *p, const int BITS, __m256i *w0, __m25
         *w0 = _mm256_and_si256(b, _mm256_set1_epi16(0x0f)); /* even codes */
         *w1 = _mm256_srli_epi16(b, 4);                      /* odd codes */
     } else {
-        __m128i lo =
-            _mm_set_epi64x((long long)spread8(p + BITS, BITS), (long long)spread8(p, BITS));
-        __m128i hi = _mm_set_epi64x((long long)spread8(p + 3 * BITS, BITS),
-                                    (long long)spread8(p + 2 * BITS, BITS));
+        __m128i lo = _mm_set_epi64x((long long)spread8(p, 1, BITS), (long long)spread8(p, 0, BITS));
+        __m128i hi = _mm_set_epi64x((long long)spread8(p, 3, BITS), (long long)spread8(p, 2, BITS));
         *w0 = _mm256_cvtepu8_epi16(lo);
         *w1 = _mm256_cvtepu8_epi16(hi);
     }
@@ -147,7 +148,7 @@ ALWAYS_INLINE void tile_rows(float *y, const quant_act *a, int t, const weight *
                 bias_acc[i] = _mm256_fmadd_ps(load8_scales(w->biases, dt, si), xs8, bias_acc[i]);
             }
         } else {
-            for (int i = 0; i < NR; i++)
+            UNROLL for (int i = 0; i < NR; i++)
                 for (int k = 0; k < gn; k++) {
                     const int64_t si = (r + i) * groups + g0 + k;
                     sdx[i][k] = scale_of(w->scales, dt, si) * dx[g0 + k];
