@@ -89,7 +89,7 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
         UNROLL for (int i = 0; i < NT; i++) isum[i] = _mm256_setzero_si256();
         for (int64_t k = (int64_t)g * gs; k < (int64_t)(g + 1) * gs; k += 32) {
             __m256i w0, w1;
-            unpack32(row + k * BITS / 8, BITS, &w0, &w1);
+            unpack32(row + (uint64_t)k * BITS / 8, BITS, &w0, &w1);
             UNROLL for (int i = 0; i < NT; i++) {
                 const int16_t *xq = a->q + (int64_t)(t + i) * cols + k;
                 __m256i p0 = _mm256_madd_epi16(w0, _mm256_loadu_si256((const __m256i *)xq));
@@ -116,7 +116,8 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
 
 /* 8 consecutive scales (or biases) from index i as floats. */
 ALWAYS_INLINE __m256 load8_scales(const void *p, enum dtype dt, int64_t i) {
-    if (dt == DT_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    if (dt == DT_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
     if (dt == DT_BF16) {
         __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
         return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
@@ -151,21 +152,20 @@ ALWAYS_INLINE void tile_rows(float *y, const quant_act *a, int t, const weight *
                 bias_acc[i] = _mm256_fmadd_ps(load8_scales(w->biases, dt, si), xs8, bias_acc[i]);
             }
         } else {
-            UNROLL for (int i = 0; i < NR; i++)
-                for (int k = 0; k < gn; k++) {
-                    const int64_t si = (r + i) * groups + g0 + k;
-                    sdx[i][k] = scale_of(w->scales, dt, si) * dx[g0 + k];
-                    acc[i] = _mm256_add_ps(
-                        acc[i], _mm256_setr_ps(scale_of(w->biases, dt, si) * xs[g0 + k], 0, 0, 0,
-                                               0, 0, 0, 0));
-                }
+            UNROLL for (int i = 0; i < NR; i++) for (int k = 0; k < gn; k++) {
+                const int64_t si = (r + i) * groups + g0 + k;
+                sdx[i][k] = scale_of(w->scales, dt, si) * dx[g0 + k];
+                acc[i] =
+                    _mm256_add_ps(acc[i], _mm256_setr_ps(scale_of(w->biases, dt, si) * xs[g0 + k],
+                                                         0, 0, 0, 0, 0, 0, 0));
+            }
         }
         for (int gk = 0; gk < gn; gk++) {
             const int g = g0 + gk;
             /* Prefetch each row's stream ahead: the four rows are four streams. */
-            UNROLL for (int i = 0; i < NR; i++)
-                _mm_prefetch((const char *)rows + i * row_bytes + (int64_t)g * gs * BITS / 8 + PREFETCH(BITS),
-                             _MM_HINT_T0);
+            UNROLL for (int i = 0; i < NR; i++) _mm_prefetch(
+                (const char *)rows + i * row_bytes + (int64_t)g * gs * BITS / 8 + PREFETCH(BITS),
+                _MM_HINT_T0);
             __m256i isum[4];
             UNROLL for (int i = 0; i < NR; i++) isum[i] = _mm256_setzero_si256();
             for (int64_t k = (int64_t)g * gs; k < (int64_t)(g + 1) * gs; k += 32) {
@@ -173,15 +173,14 @@ ALWAYS_INLINE void tile_rows(float *y, const quant_act *a, int t, const weight *
                 __m256i x1 = _mm256_loadu_si256((const __m256i *)(xq + k + 16));
                 UNROLL for (int i = 0; i < NR; i++) {
                     __m256i w0, w1;
-                    unpack32(rows + i * row_bytes + k * BITS / 8, BITS, &w0, &w1);
-                    isum[i] = _mm256_add_epi32(
-                        isum[i],
-                        _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)));
+                    unpack32(rows + i * row_bytes + (uint64_t)k * BITS / 8, BITS, &w0, &w1);
+                    isum[i] =
+                        _mm256_add_epi32(isum[i], _mm256_add_epi32(_mm256_madd_epi16(w0, x0),
+                                                                   _mm256_madd_epi16(w1, x1)));
                 }
             }
-            UNROLL for (int i = 0; i < NR; i++)
-                acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[i]),
-                                         _mm256_broadcast_ss(&sdx[i][gk]), acc[i]);
+            UNROLL for (int i = 0; i < NR; i++) acc[i] = _mm256_fmadd_ps(
+                _mm256_cvtepi32_ps(isum[i]), _mm256_broadcast_ss(&sdx[i][gk]), acc[i]);
         }
     }
     UNROLL for (int i = 0; i < NR; i++) y[r + i] = hsum(_mm256_add_ps(acc[i], bias_acc[i]));
