@@ -71,6 +71,17 @@ ALWAYS_INLINE void unpack32(const uint8_t *p, const int BITS, __m256i *w0, __m25
     }
 }
 
+/* 8 consecutive scales (or biases) from index i as floats. */
+ALWAYS_INLINE __m256 load8_scales(const void *p, enum dtype dt, int64_t i) {
+    if (dt == DT_F16)
+        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
+    if (dt == DT_BF16) {
+        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+    return _mm256_loadu_ps((const float *)p + i);
+}
+
 /* Row r against NT tokens from t, over groups [g0, g1); adds to y unless `first`. */
 ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const weight *w,
                         int64_t r, int g0, int g1, bool first, const int BITS, const int NT) {
@@ -97,32 +108,29 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
                 isum[i] = _mm256_add_epi32(isum[i], _mm256_add_epi32(p0, p1));
             }
         }
-        const float s = scale_of(w->scales, dt, r * groups + g);
-        const float b = scale_of(w->biases, dt, r * groups + g);
-        const __m256 sv = _mm256_set1_ps(s);
+        const __m256 sv = _mm256_set1_ps(scale_of(w->scales, dt, r * groups + g));
         UNROLL for (int i = 0; i < NT; i++) {
             const int64_t gi = (int64_t)(t + i) * groups + g;
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_loadu_ps(a->dxv + gi * 8));
             acc[i] = _mm256_fmadd_ps(v, sv, acc[i]);
-            bias_acc[i] += b * a->xs[gi];
         }
+    }
+    /* The biases' part, Σ_g bias_g·xs_g, 8 groups at a time. */
+    int g = g0;
+    for (; g + 8 <= g1; g += 8) {
+        const __m256 b8 = load8_scales(w->biases, dt, r * groups + g);
+        UNROLL for (int i = 0; i < NT; i++) acc[i] =
+            _mm256_fmadd_ps(b8, _mm256_loadu_ps(a->xs + (int64_t)(t + i) * groups + g), acc[i]);
+    }
+    for (; g < g1; g++) {
+        const float b = scale_of(w->biases, dt, r * groups + g);
+        UNROLL for (int i = 0; i < NT; i++) bias_acc[i] += b * a->xs[(int64_t)(t + i) * groups + g];
     }
     UNROLL for (int i = 0; i < NT; i++) {
         float v = hsum(acc[i]) + bias_acc[i];
         float *out = y + (int64_t)(t + i) * ldy + r;
         *out = first ? v : *out + v;
     }
-}
-
-/* 8 consecutive scales (or biases) from index i as floats. */
-ALWAYS_INLINE __m256 load8_scales(const void *p, enum dtype dt, int64_t i) {
-    if (dt == DT_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
-    if (dt == DT_BF16) {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    return _mm256_loadu_ps((const float *)p + i);
 }
 
 /* One token against NR rows from r (decode): the token's activations are loaded once per
