@@ -524,7 +524,13 @@ static int convert_into(const convert_opts *o, const char *tmp) {
     tensor_store *st = tensor_store_open(o->src);
     plan p = {0};
     json_t *weight_map = json_object();
-    int rc = st ? make_plan(o, cfg, st, &p) : -1;
+    int rc = st ? 0 : -1;
+    if (rc == 0 && !o->dequantize &&
+        (json_object_get(cfg, "quantization") || json_object_get(cfg, "quantization_config"))) {
+        kiln_error("%s is already quantized (convert it with --dequantize first)", o->src);
+        rc = -1;
+    }
+    if (rc == 0) rc = make_plan(o, cfg, st, &p);
     if (rc == 0 && p.n == 0) {
         kiln_error("%s: no tensors to convert", o->src);
         rc = -1;

@@ -123,6 +123,7 @@ expect_fail "convert --bits 7" "--bits: 7" "$KILN" convert "$d" "$TMP/x" --bits 
 expect_fail "convert --group-size 48" "--group-size: 48" "$KILN" convert "$d" "$TMP/x" --bits 4 --group-size 48
 expect_fail "convert --recipe unknown" "mixed_3_6" "$KILN" convert "$d" "$TMP/x" --recipe mixed_9_9
 expect_fail "convert without --bits" "--bits" "$KILN" convert "$d" "$TMP/x"
+expect_fail "convert refuses an already quantized model" "already quantized" "$KILN" convert "$QF/q4_g64_f16" "$TMP/x" --bits 4
 mkdir -p "$TMP/bad"
 cp "$d/config.json" "$TMP/bad/"
 printf '\x10\x00\x00\x00\x00\x00\x00\x00{"a":1}' >"$TMP/bad/model.safetensors"
