@@ -157,6 +157,11 @@ static bool have_avx2(void) {
            __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
 }
 
+static bool have_avx512(void) {
+    return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
 static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t cols, int n) {
     qweight q = make_weight(rows, cols, bits, group, sdt);
     float *x = xmalloc((size_t)(n * cols) * sizeof(float));
@@ -166,6 +171,9 @@ static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t 
     float *yp = xmalloc((size_t)(n * rows) * sizeof(float)),
           *yv = xmalloc((size_t)(n * rows) * sizeof(float));
     float *ym = xmalloc((size_t)(n * rows) * sizeof(float));
+    float *y5 = xmalloc((size_t)(n * rows) * sizeof(float));
+    bool avx512 = have_avx512();
+    if (avx512) quant_rows_avx512(y5, rows, &ap, 0, n, &q.w, 0, rows);
     quant_rows_portable(yp, rows, &ap, 0, n, &q.w, 0, rows);
     bool avx2 = have_avx2();
     if (avx2) {
@@ -180,7 +188,7 @@ static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t 
     thread_pool *pool = pool_create(2);
     op_matmul(pool, ym, x, n, &q.w);
     pool_destroy(pool);
-    double worst_ref = 0, worst_var = 0, worst_mm = 0;
+    double worst_ref = 0, worst_var = 0, worst_mm = 0, worst_512 = 0;
     for (int t = 0; t < n; t++)
         for (int64_t r = 0; r < rows; r++) {
             double want = ref_dot(&q, r, x + t * cols),
@@ -193,18 +201,25 @@ static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t 
                 double v = fabs(yv[t * rows + r] - yp[t * rows + r]) / mag;
                 if (v > worst_var) worst_var = v;
             }
+            if (avx512) {
+                double v = fabs(y5[t * rows + r] - yp[t * rows + r]) / mag;
+                if (v > worst_512) worst_512 = v;
+            }
         }
     /* int16 activations: each value within 1/65534 of its group's max; relative to sum |w·x|. */
     CHECK_MSG(worst_ref < 1e-4, "bits %d group %d %s %lldx%lld n=%d: portable vs reference %.3g",
               bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_ref);
     CHECK_MSG(worst_var < 1e-6, "bits %d group %d %s %lldx%lld n=%d: AVX2 vs portable %.3g", bits,
               group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_var);
+    CHECK_MSG(worst_512 < 1e-6, "bits %d group %d %s %lldx%lld n=%d: AVX-512 vs portable %.3g",
+              bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_512);
     CHECK_MSG(worst_mm < 1e-4, "bits %d group %d %s %lldx%lld n=%d: op_matmul vs reference %.3g",
               bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_mm);
     free(x);
     free(yp);
     free(yv);
     free(ym);
+    free(y5);
     free_act(&ap);
     free_act(&av);
     free_weight(&q);
@@ -243,6 +258,8 @@ static void test_zero_and_huge_activations(void) {
 }
 
 int main(void) {
+    if (!have_avx512())
+        printf("# no AVX512-VNNI on this CPU: the AVX-512 tiles are not compared\n");
     RUN(test_mlx_layout_roundtrip);
     RUN(test_every_bits_and_group);
     RUN(test_many_tokens_and_slices);

@@ -58,6 +58,9 @@ float quant_scale_at(const void *p, enum dtype t, int64_t i);
 void quant_rows_avx2(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                      int64_t r0, int64_t r1);
 void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1);
+/* The same tiles with AVX512-VNNI (quant_avx512.c): only on CPUs that have it. */
+void quant_rows_avx512(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
+                       int64_t r0, int64_t r1);
 /* y = x·wᵀ for quantized w (quant_matmul.c). */
 void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w);
 /* Dequantizes row `row` of an MLX affine-quantized weight into out[w->cols]. */
