@@ -7,60 +7,32 @@
  * names them), model.safetensors.index.json, config.json with the quantization block (and its
  * quantization_config copy), and the tokenizer, chat template and generation config copied.
  * It writes into OUT.kiln-tmp-PID beside OUT and renames it at the end, so an interrupted run
- * never leaves a half-written OUT. Memory: one tensor's output at a time; the source pages
- * are dropped from the mapping once a tensor is written.
+ * never leaves a half-written OUT. This file plans (what becomes of each tensor, which shard);
+ * write.c writes the shards, files.c the small files.
  */
-#include "convert/convert.h"
-#include "model/model.h"
+#include "convert/internal.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
-#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define DEFAULT_SHARD_BYTES 5000000000ull
 
-/* What becomes of one source tensor. */
-typedef struct job {
-    const tensor_info *src;
-    const tensor_info *scales, *biases; /* --dequantize: the source's */
-    char module[256];                   /* name without ".weight" */
-    int bits, group;                    /* 0: written as float (or copied) */
-    enum dtype out_dtype;               /* float outputs and scales/biases */
-    uint64_t bytes;                     /* all its outputs */
-    int shard;
-    uint64_t offset; /* in its shard's data */
-} job;
-
-typedef struct plan {
-    job *jobs;
-    size_t n;
-    int n_shards;
-    uint64_t total;
-} plan;
-
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t convert_interrupted;
 static void on_signal(int sig) {
     (void)sig;
-    interrupted = 1;
+    convert_interrupted = 1;
 }
 
 static bool is_float(enum dtype t) {
     return t == DT_F32 || t == DT_F16 || t == DT_BF16;
 }
 
-static const char *st_dtype(enum dtype t) {
-    return dtype_name(t); /* safetensors spells them as kiln does */
-}
-
-static bool ends_with(const char *s, const char *suffix) {
+bool convert_ends_with(const char *s, const char *suffix) {
     size_t a = strlen(s), b = strlen(suffix);
     return a >= b && !strcmp(s + a - b, suffix);
 }
@@ -110,11 +82,11 @@ static int plan_job(const convert_opts *o, const json_t *cfg, const tensor_store
                     enum dtype want, bool have_want, int n_layers, job *j) {
     const tensor_info *t = j->src;
     snprintf(j->module, sizeof j->module, "%.*s",
-             (int)(strlen(t->name) - (ends_with(t->name, ".weight") ? 7 : 0)), t->name);
+             (int)(strlen(t->name) - (convert_ends_with(t->name, ".weight") ? 7 : 0)), t->name);
     j->out_dtype = is_float(t->dtype) && have_want ? want : t->dtype;
     j->bytes = t->nbytes / dtype_size(t->dtype) * dtype_size(j->out_dtype);
     if (o->dequantize) {
-        if (t->dtype != DT_U32 || !ends_with(t->name, ".weight")) return 0;
+        if (t->dtype != DT_U32 || !convert_ends_with(t->name, ".weight")) return 0;
         char name[300];
         snprintf(name, sizeof name, "%s.scales", j->module);
         j->scales = tensor_store_find(st, name);
@@ -134,7 +106,7 @@ static int plan_job(const convert_opts *o, const json_t *cfg, const tensor_store
         j->bytes = (uint64_t)(t->shape[0] * cols) * dtype_size(j->out_dtype);
         return 0;
     }
-    if (t->ndim != 2 || !is_float(t->dtype) || !ends_with(t->name, ".weight")) return 0;
+    if (t->ndim != 2 || !is_float(t->dtype) || !convert_ends_with(t->name, ".weight")) return 0;
     int bits = o->recipe ? recipe_bits(o->recipe, j->module, n_layers) : o->bits;
     if (t->shape[1] % o->group_size != 0) return 0; /* stays float, as mlx-lm leaves it */
     j->bits = bits;
@@ -154,7 +126,8 @@ static int make_plan(const convert_opts *o, const json_t *cfg, const tensor_stor
     uint64_t limit = o->max_shard_bytes ? o->max_shard_bytes : DEFAULT_SHARD_BYTES, in_shard = 0;
     for (size_t i = 0; i < n; i++) {
         const tensor_info *t = tensor_store_at(st, i);
-        if (o->dequantize && (ends_with(t->name, ".scales") || ends_with(t->name, ".biases"))) {
+        if (o->dequantize &&
+            (convert_ends_with(t->name, ".scales") || convert_ends_with(t->name, ".biases"))) {
             char w[300];
             snprintf(w, sizeof w, "%.*s.weight", (int)strlen(t->name) - 7, t->name);
             const tensor_info *wt = tensor_store_find(st, w);
@@ -178,324 +151,6 @@ static int make_plan(const convert_opts *o, const json_t *cfg, const tensor_stor
 }
 
 /* ---- writing ---- */
-static char *shard_name(const plan *p, int shard) {
-    if (p->n_shards == 1) return xstrdup("model.safetensors");
-    return xasprintf("model-%05d-of-%05d.safetensors", shard + 1, p->n_shards);
-}
-
-static json_t *shape_json(int64_t d0, int64_t d1, int ndim, const int64_t *shape) {
-    json_t *a = json_array();
-    if (ndim < 0) {
-        json_array_append_new(a, json_integer(d0));
-        json_array_append_new(a, json_integer(d1));
-    } else
-        for (int i = 0; i < ndim; i++) json_array_append_new(a, json_integer(shape[i]));
-    return a;
-}
-
-static void header_entry(json_t *h, const char *name, enum dtype dt, json_t *shape, uint64_t begin,
-                         uint64_t end) {
-    json_t *e = json_object();
-    json_object_set_new(e, "dtype", json_string(st_dtype(dt)));
-    json_object_set_new(e, "shape", shape);
-    json_t *offs = json_array();
-    json_array_append_new(offs, json_integer((json_int_t)begin));
-    json_array_append_new(offs, json_integer((json_int_t)end));
-    json_object_set_new(e, "data_offsets", offs);
-    json_object_set_new(h, name, e);
-}
-
-/* The header of shard s, and the weight_map entries of its tensors. */
-static json_t *shard_header(const plan *p, int s, json_t *weight_map, const char *file) {
-    json_t *h = json_object();
-    json_t *meta = json_object();
-    json_object_set_new(meta, "format", json_string("mlx"));
-    json_object_set_new(h, "__metadata__", meta);
-    for (size_t i = 0; i < p->n; i++) {
-        const job *j = &p->jobs[i];
-        if (j->shard != s) continue;
-        const tensor_info *t = j->src;
-        char name[300];
-        if (j->bits && !j->scales) { /* quantize */
-            int64_t rows = t->shape[0], cols = t->shape[1], groups = cols / j->group;
-            uint64_t codes = (uint64_t)(rows * cols * j->bits / 8),
-                     sb = (uint64_t)(rows * groups) * dtype_size(j->out_dtype);
-            snprintf(name, sizeof name, "%s.weight", j->module);
-            header_entry(h, name, DT_U32, shape_json(rows, cols * j->bits / 32, -1, NULL),
-                         j->offset, j->offset + codes);
-            json_object_set_new(weight_map, name, json_string(file));
-            snprintf(name, sizeof name, "%s.scales", j->module);
-            header_entry(h, name, j->out_dtype, shape_json(rows, groups, -1, NULL),
-                         j->offset + codes, j->offset + codes + sb);
-            json_object_set_new(weight_map, name, json_string(file));
-            snprintf(name, sizeof name, "%s.biases", j->module);
-            header_entry(h, name, j->out_dtype, shape_json(rows, groups, -1, NULL),
-                         j->offset + codes + sb, j->offset + codes + 2 * sb);
-            json_object_set_new(weight_map, name, json_string(file));
-        } else if (j->bits) { /* dequantize */
-            header_entry(h, t->name, j->out_dtype,
-                         shape_json(t->shape[0], t->shape[1] * 32 / j->bits, -1, NULL), j->offset,
-                         j->offset + j->bytes);
-            json_object_set_new(weight_map, t->name, json_string(file));
-        } else {
-            header_entry(h, t->name, j->out_dtype, shape_json(0, 0, t->ndim, t->shape), j->offset,
-                         j->offset + j->bytes);
-            json_object_set_new(weight_map, t->name, json_string(file));
-        }
-    }
-    return h;
-}
-
-static void store_value(void *out, enum dtype dt, int64_t i, float v) {
-    if (dt == DT_F16)
-        ((uint16_t *)out)[i] = f32_to_f16(v);
-    else if (dt == DT_BF16)
-        ((uint16_t *)out)[i] = f32_to_bf16(v);
-    else
-        ((float *)out)[i] = v;
-}
-
-static float round_to(enum dtype dt, float v) {
-    if (dt == DT_F16) return f16_to_f32(f32_to_f16(v));
-    if (dt == DT_BF16) return bf16_to_f32(f32_to_bf16(v));
-    return v;
-}
-
-/* Fills out[j->bytes] with the job's outputs, in header order (codes, scales, biases). */
-static void produce(const job *j, uint8_t *out) {
-    const tensor_info *t = j->src;
-    if (j->bits && !j->scales) {
-        int64_t rows = t->shape[0], cols = t->shape[1], groups = cols / j->group;
-        uint8_t *codes_out = out;
-        uint8_t *scales = out + rows * cols * j->bits / 8,
-                *biases = scales + rows * groups * (int64_t)dtype_size(j->out_dtype);
-        float *row = xmalloc((size_t)cols * sizeof(float));
-        uint8_t *codes = xmalloc((size_t)cols);
-        for (int64_t r = 0; r < rows; r++) {
-            to_f32(row, (const uint8_t *)t->data + (size_t)(r * cols) * dtype_size(t->dtype),
-                   t->dtype, (size_t)cols);
-            /* mlx-lm casts to the output dtype before quantizing */
-            for (int64_t k = 0; k < cols; k++) row[k] = round_to(j->out_dtype, row[k]);
-            for (int64_t g = 0; g < groups; g++) {
-                float s, b;
-                quant_affine_group(row + g * j->group, j->group, j->bits, codes + g * j->group, &s,
-                                   &b);
-                store_value(scales, j->out_dtype, r * groups + g, s);
-                store_value(biases, j->out_dtype, r * groups + g, b);
-            }
-            affine_pack(codes, cols, j->bits, codes_out + r * cols * j->bits / 8);
-        }
-        free(row);
-        free(codes);
-    } else if (j->bits) {
-        int64_t rows = t->shape[0], cols = t->shape[1] * 32 / j->bits;
-        weight w = {.dtype = DT_U32,
-                    .rows = rows,
-                    .cols = cols,
-                    .data = t->data,
-                    .bits = j->bits,
-                    .group_size = j->group,
-                    .scale_dtype = j->scales->dtype,
-                    .scales = j->scales->data,
-                    .biases = j->biases->data};
-        float *row = xmalloc((size_t)cols * sizeof(float));
-        for (int64_t r = 0; r < rows; r++) {
-            op_embedding(row, &w, r);
-            for (int64_t k = 0; k < cols; k++) store_value(out, j->out_dtype, r * cols + k, row[k]);
-        }
-        free(row);
-    } else if (j->out_dtype == t->dtype) {
-        memcpy(out, t->data, t->nbytes);
-    } else {
-        size_t n = t->nbytes / dtype_size(t->dtype), chunk = 1 << 16;
-        float *buf = xmalloc(chunk * sizeof(float));
-        for (size_t i = 0; i < n; i += chunk) {
-            size_t m = n - i < chunk ? n - i : chunk;
-            to_f32(buf, (const uint8_t *)t->data + i * dtype_size(t->dtype), t->dtype, m);
-            for (size_t k = 0; k < m; k++) store_value(out, j->out_dtype, (int64_t)(i + k), buf[k]);
-        }
-        free(buf);
-    }
-}
-
-/* Drops a source tensor's pages from our mapping (they stay in the page cache). */
-static void release_source(const void *data, size_t n) {
-    long page = sysconf(_SC_PAGESIZE);
-    uintptr_t a = (uintptr_t)data & ~(uintptr_t)(page - 1);
-    uintptr_t b = ((uintptr_t)data + n + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
-    madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
-static int write_all(FILE *f, const void *p, size_t n, const char *path) {
-    if (fwrite(p, 1, n, f) != n) {
-        kiln_error("%s: write failed: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-static void progress(const convert_opts *o, size_t i, const plan *p, const job *j, uint64_t done) {
-    if (o->quiet) return;
-    char what[64];
-    if (j->bits && !j->scales)
-        snprintf(what, sizeof what, "%d-bit group %d", j->bits, j->group);
-    else if (j->bits)
-        snprintf(what, sizeof what, "dequantized to %s", dtype_name(j->out_dtype));
-    else
-        snprintf(what, sizeof what, "%s", dtype_name(j->out_dtype));
-    fprintf(stderr, "kiln convert: [%zu/%zu] %3.0f%% %s -> %s\n", i + 1, p->n,
-            p->total ? 100.0 * (double)done / (double)p->total : 100.0, j->src->name, what);
-}
-
-static int write_shards(const convert_opts *o, const plan *p, const char *dir, json_t *weight_map) {
-    uint64_t done = 0;
-    size_t next = 0;
-    for (int s = 0; s < p->n_shards; s++) {
-        char *file = shard_name(p, s), *path = path_join(dir, file);
-        json_t *h = shard_header(p, s, weight_map, file);
-        char *text = json_dumps(h, JSON_COMPACT);
-        json_decref(h);
-        size_t len = strlen(text), padded = (len + 7) & ~(size_t)7;
-        uint8_t len_le[8];
-        for (int i = 0; i < 8; i++) len_le[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-        FILE *f = fopen(path, "wb");
-        int rc = f ? 0 : -1;
-        if (!f) kiln_error("%s: %s", path, strerror(errno));
-        if (rc == 0) rc = write_all(f, len_le, 8, path);
-        if (rc == 0) rc = write_all(f, text, len, path);
-        for (size_t i = len; rc == 0 && i < padded; i++) rc = write_all(f, " ", 1, path);
-        free(text);
-        for (; rc == 0 && next < p->n && p->jobs[next].shard == s; next++) {
-            const job *j = &p->jobs[next];
-            if (interrupted) {
-                kiln_error("interrupted");
-                rc = -1;
-                break;
-            }
-            uint8_t *buf = malloc(j->bytes ? j->bytes : 1);
-            if (!buf) {
-                kiln_error("%s: out of memory for %llu bytes", j->src->name,
-                           (unsigned long long)j->bytes);
-                rc = -1;
-                break;
-            }
-            produce(j, buf);
-            rc = write_all(f, buf, j->bytes, path);
-            free(buf);
-            release_source(j->src->data, j->src->nbytes);
-            if (j->scales) {
-                release_source(j->scales->data, j->scales->nbytes);
-                release_source(j->biases->data, j->biases->nbytes);
-            }
-            done += j->bytes;
-            progress(o, next, p, j, done);
-        }
-        if (f && fclose(f) != 0 && rc == 0) {
-            kiln_error("%s: %s", path, strerror(errno));
-            rc = -1;
-        }
-        free(file);
-        free(path);
-        if (rc < 0) return -1;
-    }
-    return 0;
-}
-
-/* ---- config.json and the other files ---- */
-static int write_json(const char *dir, const char *name, json_t *v) {
-    char *text = json_dumps(v, JSON_INDENT(4) | JSON_SORT_KEYS);
-    char *path = path_join(dir, name);
-    size_t len = strlen(text);
-    text = xrealloc(text, len + 2);
-    text[len] = '\n';
-    int rc = write_file_atomic(path, text, len + 1);
-    free(text);
-    free(path);
-    return rc;
-}
-
-static int write_config(const convert_opts *o, const json_t *src_cfg, const plan *p,
-                        const char *dir) {
-    json_t *cfg = json_deep_copy(src_cfg);
-    json_object_del(cfg, "quantization");
-    json_object_del(cfg, "quantization_config");
-    if (!o->dequantize) {
-        json_t *q = json_object();
-        json_object_set_new(q, "group_size", json_integer(o->group_size));
-        json_object_set_new(q, "bits",
-                            json_integer(o->recipe ? recipe_bits(o->recipe, "", 0) : o->bits));
-        json_object_set_new(q, "mode", json_string("affine"));
-        if (o->recipe)
-            for (size_t i = 0; i < p->n; i++) {
-                const job *j = &p->jobs[i];
-                if (!j->bits) continue;
-                json_t *e = json_object();
-                json_object_set_new(e, "group_size", json_integer(j->group));
-                json_object_set_new(e, "bits", json_integer(j->bits));
-                json_object_set_new(q, j->module, e);
-            }
-        json_object_set_new(cfg, "quantization", q);
-        json_object_set_new(cfg, "quantization_config", json_deep_copy(q));
-    }
-    int rc = write_json(dir, "config.json", cfg);
-    json_decref(cfg);
-    return rc;
-}
-
-static int write_index(const plan *p, json_t *weight_map, const char *dir) {
-    json_t *idx = json_object(), *meta = json_object();
-    json_object_set_new(meta, "total_size", json_integer((json_int_t)p->total));
-    json_object_set_new(idx, "metadata", meta);
-    json_object_set(idx, "weight_map", weight_map);
-    int rc = write_json(dir, "model.safetensors.index.json", idx);
-    json_decref(idx);
-    return rc;
-}
-
-/* Tokenizer, chat template, generation config and other small files that travel along. */
-static bool copied_file(const char *name) {
-    if (!strcmp(name, "config.json") || !strcmp(name, "model.safetensors.index.json")) return false;
-    static const char *suffixes[] = {".json", ".jinja", ".model", ".txt", ".tiktoken"};
-    for (size_t i = 0; i < ARRAY_LEN(suffixes); i++)
-        if (ends_with(name, suffixes[i])) return true;
-    return false;
-}
-
-static int copy_files(const char *src, const char *dir) {
-    DIR *d = opendir(src);
-    if (!d) {
-        kiln_error("%s: %s", src, strerror(errno));
-        return -1;
-    }
-    int rc = 0;
-    struct dirent *e;
-    while (rc == 0 && (e = readdir(d))) {
-        if (!copied_file(e->d_name)) continue;
-        char *from = path_join(src, e->d_name), *to = path_join(dir, e->d_name), *data = NULL;
-        size_t len = 0;
-        if (!is_directory(from)) {
-            rc = read_file(from, &data, &len);
-            if (rc == 0) rc = write_file_atomic(to, data, len);
-        }
-        free(data);
-        free(from);
-        free(to);
-    }
-    closedir(d);
-    return rc;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void remove_tree(const char *path) {
-    nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 static int check_opts(const convert_opts *o) {
     if (o->dequantize) return 0;
     if (o->recipe && !recipe_known(o->recipe)) {
