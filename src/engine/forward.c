@@ -41,6 +41,12 @@ forward_state *forward_state_create(const model *m, int max_batch, thread_pool *
             forward_state_free(fs);
             return NULL;
         }
+    /* Quantized matmuls keep their int16 activations in a per-thread scratch: plan it now. */
+    size_t widest = wide > (size_t)c->hidden_dim ? wide : (size_t)c->hidden_dim;
+    if (op_matmul_reserve(max_batch, (int64_t)widest) < 0) {
+        forward_state_free(fs);
+        return NULL;
+    }
     return fs;
 }
 
@@ -85,13 +91,23 @@ static void attention_task(void *ctx, int task, int n_tasks) {
     int start = 0;
     if (c->sliding_window > 0 && e->pos - c->sliding_window + 1 > 0)
         start = e->pos - c->sliding_window + 1;
+    const int qbits = kv_quant_bits(j->kv), qgroup = kv_quant_group(j->kv);
     float acc[MAX_HEAD_DIM] = {0};
     float max = -INFINITY, sum = 0;
     for (int p = start; p <= e->pos; p++) {
         int block = kv_block_of(j->kv, e->seq, p);
-        const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
-        const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
-        float s = op_dot(q, k, hd) * scale;
+        const uint8_t *kq = NULL, *vq = NULL;
+        const float *k = NULL, *v = NULL;
+        float s;
+        if (kv_block_quantized(j->kv, block)) { /* quantized KV: dot the records directly */
+            kq = kv_kq(j->kv, block, j->layer, kvh, p % bs);
+            vq = kv_vq(j->kv, block, j->layer, kvh, p % bs);
+            s = kv_quant_dot(kq, q, hd, qbits, qgroup) * scale;
+        } else {
+            k = kv_k(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
+            v = kv_v(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
+            s = op_dot(q, k, hd) * scale;
+        }
         if (s > max) {
             float r = expf(max - s);
             for (int d = 0; d < hd; d++) acc[d] *= r;
@@ -100,7 +116,10 @@ static void attention_task(void *ctx, int task, int n_tasks) {
         }
         float w = expf(s - max);
         sum += w;
-        op_axpy(acc, w, v, hd);
+        if (vq)
+            kv_quant_axpy(acc, w, vq, hd, qbits, qgroup);
+        else
+            op_axpy(acc, w, v, hd);
     }
     for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;
 }
@@ -131,6 +150,12 @@ static void attention_block(forward_state *fs, kv_cache *kv, const batch_entry *
         int block = kv_block_of(kv, batch[i].seq, batch[i].pos);
         size_t slot = (size_t)(batch[i].pos % bs) * hd;
         for (int h = 0; h < c->n_kv_heads; h++) {
+            if (kv_block_quantized(kv, block)) { /* quantized once, when written */
+                int bits = kv_quant_bits(kv), group = kv_quant_group(kv), s = batch[i].pos % bs;
+                kv_quant_store(kv_kq(kv, block, l, h, s), k + h * hd, hd, bits, group);
+                kv_quant_store(kv_vq(kv, block, l, h, s), v + h * hd, hd, bits, group);
+                continue;
+            }
             memcpy(kv_k(kv, block, l, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
             memcpy(kv_v(kv, block, l, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
         }

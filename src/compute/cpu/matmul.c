@@ -31,10 +31,13 @@ static void matmul_task(void *ctx, int task, int n_tasks) {
 }
 
 void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
+    if (weight_is_quantized(w)) {
+        quant_matmul(pool, y, x, n, w);
+        return;
+    }
     const cpu_kernels *k = cpu_kernels_get();
     matmul_job j = {.y = y, .x = x, .n = n, .w = w};
-    j.rows = weight_is_quantized(w) ? (k->quant_rows ? k->quant_rows : quant_rows_portable)
-                                    : k->dense_rows;
+    j.rows = k->dense_rows;
     int threads = pool_size(pool);
     /* Enough chunks to balance uneven cores, each large enough to amortize dispatch. */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
