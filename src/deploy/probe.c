@@ -114,6 +114,18 @@ void deploy_probe_health(const deploy_config *cfg, deploy_health *h) {
     json_decref(doc);
 }
 
+/* Past the "{…}" label set that starts at p (label values may hold quoted braces); NULL if
+ * it does not close before end. */
+static const char *skip_labels(const char *p, const char *end) {
+    bool quoted = false;
+    for (p++; p < end; p++) {
+        if (quoted && *p == '\\' && p + 1 < end) p++;
+        else if (*p == '"') quoted = !quoted;
+        else if (*p == '}' && !quoted) return p + 1;
+    }
+    return NULL;
+}
+
 long long prometheus_requests_total(const char *text) {
     long long total = -1;
     for (const char *line = text; line && *line;) {
@@ -123,10 +135,7 @@ long long prometheus_requests_total(const char *text) {
         if (line[0] != '#' && name_len <= len && name_len >= 14 &&
             !strncmp(line + name_len - 14, "requests_total", 14)) {
             const char *value = line + name_len;
-            if (*value == '{') {
-                value = memchr(value, '}', len - name_len);
-                if (value) value++;
-            }
+            if (*value == '{') value = skip_labels(value, line + len);
             if (value) {
                 double v = strtod(value, NULL);
                 total = (total < 0 ? 0 : total) + (long long)v;
