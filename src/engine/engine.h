@@ -115,8 +115,9 @@ typedef struct scheduler_opts {
     int max_seqs;              /* sequences running at once (--parallel; default 16) */
     int max_batch;             /* entries per forward pass (default 256) */
     int max_queue;             /* waiting requests before submit refuses (default 256) */
-    int ctx;                   /* positions per sequence (default: the model's context) */
-    int64_t kv_tokens;         /* KV positions over all sequences (default max_seqs * ctx) */
+    int ctx;           /* positions per sequence (default: the model's context, at most 8192) */
+    int64_t kv_tokens; /* KV positions over all sequences (default max_seqs * ctx, at most
+                          max(ctx, 32768)) */
     int prompt_cache_size;     /* finished prompts kept (0: no prompt cache; default 16) */
     size_t prompt_cache_bytes; /* their KV bytes at most (0: bounded by the KV pool only) */
     kv_cache_opts kv;          /* block_size, quantized KV (bits) */

@@ -329,8 +329,15 @@ static void apply_defaults(scheduler_opts *o, const model *m) {
     if (o->max_batch <= 0) o->max_batch = 256;
     if (o->max_batch < o->max_seqs) o->max_batch = o->max_seqs;
     if (o->max_queue <= 0) o->max_queue = 256;
-    if (o->ctx <= 0 || o->ctx > m->cfg.max_seq_len) o->ctx = m->cfg.max_seq_len;
-    if (o->kv_tokens <= 0) o->kv_tokens = (int64_t)o->max_seqs * o->ctx;
+    if (o->ctx <= 0) o->ctx = m->cfg.max_seq_len < 8192 ? m->cfg.max_seq_len : 8192;
+    if (o->ctx > m->cfg.max_seq_len) o->ctx = m->cfg.max_seq_len;
+    /* Enough for every sequence at full context, within a budget that keeps memory sane for
+     * long-context models; each sequence can still reach ctx when others are short. */
+    if (o->kv_tokens <= 0) {
+        int64_t all = (int64_t)o->max_seqs * o->ctx, cap = o->ctx > 32768 ? o->ctx : 32768;
+        o->kv_tokens = all < cap ? all : cap;
+    }
+    if (o->kv_tokens < o->ctx) o->kv_tokens = o->ctx;
     if (o->prompt_cache_size < 0) o->prompt_cache_size = 0;
 }
 
