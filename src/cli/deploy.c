@@ -44,11 +44,16 @@ static int parse_args(int argc, char **argv, deploy_args *a) {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char **str = NULL;
-        if (!strcmp(arg, "--root")) str = &a->root;
-        else if (!strcmp(arg, "--backend")) str = &a->backend;
-        else if (!strcmp(arg, "--model")) str = &a->model;
-        else if (!strcmp(arg, "--display-name")) str = &a->display_name;
-        else if (!strcmp(arg, "--host")) str = &a->host;
+        if (!strcmp(arg, "--root"))
+            str = &a->root;
+        else if (!strcmp(arg, "--backend"))
+            str = &a->backend;
+        else if (!strcmp(arg, "--model"))
+            str = &a->model;
+        else if (!strcmp(arg, "--display-name"))
+            str = &a->display_name;
+        else if (!strcmp(arg, "--host"))
+            str = &a->host;
         if (str || !strcmp(arg, "--port") || !strcmp(arg, "--timeout") ||
             !strcmp(arg, "--notify-fd")) {
             if (i + 1 >= argc) {
@@ -196,8 +201,8 @@ static int for_all(const deploy_args *a, const deploy_root *root) {
 static bool verb_known(const char *v, bool *needs_name) {
     static const char *const named[] = {"install", "uninstall", "start", "stop", "restart",
                                         "status",  "logs",      "watch", "run"};
-    static const char *const unnamed[] = {"list",        "check",    "install-all",
-                                          "uninstall-all", "start-all", "stop-all", "new"};
+    static const char *const unnamed[] = {"list",      "check",    "install-all", "uninstall-all",
+                                          "start-all", "stop-all", "new"};
     for (size_t i = 0; i < ARRAY_LEN(named); i++)
         if (!strcmp(v, named[i])) return (*needs_name = true);
     *needs_name = false;

@@ -70,10 +70,14 @@ static double wall_now(void) {
 
 static void format_duration(double seconds, char *out, size_t size) {
     long s = seconds < 0 ? 0 : (long)seconds;
-    if (s < 60) snprintf(out, size, "%lds", s);
-    else if (s < 3600) snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
-    else if (s < 86400) snprintf(out, size, "%ldh%02ldm", s / 3600, s % 3600 / 60);
-    else snprintf(out, size, "%ldd%02ldh", s / 86400, s % 86400 / 3600);
+    if (s < 60)
+        snprintf(out, size, "%lds", s);
+    else if (s < 3600)
+        snprintf(out, size, "%ldm%02lds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(out, size, "%ldh%02ldm", s / 3600, s % 3600 / 60);
+    else
+        snprintf(out, size, "%ldd%02ldh", s / 86400, s % 86400 / 3600);
 }
 
 static char *uptime_text(const deploy_state *run) {
@@ -83,8 +87,17 @@ static char *uptime_text(const deploy_state *run) {
     return xstrdup(buf);
 }
 
-enum { COL_NAME, COL_DISPLAY, COL_MODEL, COL_ADDRESS, COL_BACKEND, COL_STATE, COL_PID,
-       COL_UPTIME, N_COLS };
+enum {
+    COL_NAME,
+    COL_DISPLAY,
+    COL_MODEL,
+    COL_ADDRESS,
+    COL_BACKEND,
+    COL_STATE,
+    COL_PID,
+    COL_UPTIME,
+    N_COLS
+};
 
 static void print_row(char *const cells[N_COLS], const int width[N_COLS]) {
     for (int c = 0; c < N_COLS - 1; c++) printf("%-*s  ", width[c], cells[c]);
@@ -124,8 +137,8 @@ int report_list(const deploy_root *root, const char *backend) {
         row[COL_ADDRESS] = xasprintf("%s:%d", cfg->host, cfg->port);
         row[COL_BACKEND] = xstrdup(b == BACKEND_NONE ? "-" : deploy_backend_name(b));
         row[COL_STATE] = xstrdup(s.word);
-        row[COL_PID] = s.svc.run.server_pid ? xasprintf("%ld", (long)s.svc.run.server_pid)
-                                            : xstrdup("-");
+        row[COL_PID] =
+            s.svc.run.server_pid ? xasprintf("%ld", (long)s.svc.run.server_pid) : xstrdup("-");
         row[COL_UPTIME] = uptime_text(&s.svc.run);
         deploy_config_free(cfg);
     }
@@ -168,7 +181,7 @@ int report_status(const deploy_config *cfg, deploy_backend b) {
     printf("  address:   http://%s:%d\n", cfg->host, cfg->port);
     printf("  backend:   %s (%s; %s)\n", deploy_backend_name(b),
            s.svc.installed ? "installed" : "not installed", s.svc.detail);
-    printf("  state:     %s\n", s.word);
+    printf("  state:     %s%s%s\n", s.word, s.health.error[0] ? ": " : "", s.health.error);
     if (run->runner_pid) {
         char *up = uptime_text(run);
         printf("  pid:       %ld (runner %ld), up %s, %d restart%s%s%s\n", (long)run->server_pid,

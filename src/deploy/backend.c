@@ -182,8 +182,7 @@ int deploy_start(const deploy_root *root, const deploy_config *cfg, deploy_backe
         return -1;
     }
     printf("started %s on %s:%d (pid %ld, %s); `kiln deploy watch %s` follows start-up\n",
-           cfg->name, cfg->host, cfg->port, (long)st.server_pid, deploy_backend_name(b),
-           cfg->name);
+           cfg->name, cfg->host, cfg->port, (long)st.server_pid, deploy_backend_name(b), cfg->name);
     return 0;
 }
 
@@ -191,8 +190,8 @@ int deploy_stop(const deploy_config *cfg, deploy_backend b, double timeout) {
     deploy_state st;
     deploy_state_read(cfg, &st);
     int rc = 0;
-    if (b == BACKEND_SUPERVISOR || (st.runner_pid && deploy_backend_recorded(cfg) ==
-                                                         BACKEND_SUPERVISOR)) {
+    if (b == BACKEND_SUPERVISOR ||
+        (st.runner_pid && deploy_backend_recorded(cfg) == BACKEND_SUPERVISOR)) {
         rc = supervisor_stop(cfg, timeout);
     } else if (b == BACKEND_SYSTEMD || b == BACKEND_LAUNCHD) {
         deploy_service_state svc = {0};
@@ -233,7 +232,7 @@ void deploy_service_query(const deploy_config *cfg, deploy_backend b, deploy_ser
         st->installed = deploy_backend_recorded(cfg) == BACKEND_SUPERVISOR;
         st->running = st->run.runner_pid != 0;
         snprintf(st->detail, sizeof st->detail, "%s",
-                 st->running ? st->run.phase : (st->run.stale_pidfile ? "dead (stale pidfile)"
-                                                                      : "stopped"));
+                 st->running ? st->run.phase
+                             : (st->run.stale_pidfile ? "dead (stale pidfile)" : "stopped"));
     }
 }

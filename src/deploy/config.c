@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum field_kind { F_STRING, F_INT, F_NUMBER, F_BOOL, F_OBJECT };
+enum field_kind { F_STRING, F_INT, F_NUMBER, F_BOOL, F_OBJECT, F_ANY };
 
 /* One known field. A section of "" is the top level; lo/hi bound numbers (inclusive);
  * choices (0-terminated) list the only values an integer may take. */
@@ -23,61 +23,82 @@ typedef struct field_spec {
 static const int kv_bits_choices[] = {2, 3, 4, 5, 6, 8, 0};
 static const int group_size_choices[] = {32, 64, 128, 0};
 
+/* The same fields `kiln serve --config` reads (src/cli/serve.c), so a config that passes here
+ * starts there without surprises. */
 static const field_spec fields[] = {
     {"", "name", F_STRING},
     {"", "display_name", F_STRING},
+    {"", "description", F_STRING},
     {"", "model_path", F_STRING},
     {"", "parameters", F_OBJECT},
     {"", "kv_cache", F_OBJECT},
     {"", "server", F_OBJECT},
-    {"parameters", "temp", F_NUMBER, 0, 10},
-    {"parameters", "temperature", F_NUMBER, 0, 10},
+    {"", "service", F_ANY},
+    {"parameters", "temp", F_NUMBER, 0, 2},
+    {"parameters", "temperature", F_NUMBER, 0, 2},
     {"parameters", "top_p", F_NUMBER, 0, 1},
-    {"parameters", "top_k", F_INT, 0, 1e9},
+    {"parameters", "top_k", F_INT, -1, 1 << 20},
     {"parameters", "min_p", F_NUMBER, 0, 1},
-    {"parameters", "max_tokens", F_INT, 1, 1e9},
-    {"parameters", "repetition_penalty", F_NUMBER, 0, 10},
-    {"parameters", "repetition_context_size", F_INT, 1, 1e6},
+    {"parameters", "max_tokens", F_INT, 1, 2147483647},
+    {"parameters", "repetition_penalty", F_NUMBER, 0.001, 100},
     {"parameters", "presence_penalty", F_NUMBER, -2, 2},
     {"parameters", "frequency_penalty", F_NUMBER, -2, 2},
-    {"parameters", "seed", F_INT, 0, 9.2e18},
+    {"parameters", "seed", F_INT, 0, 2147483647},
     {"kv_cache", "bits", F_INT, 0, 0, kv_bits_choices},
     {"kv_cache", "group_size", F_INT, 0, 0, group_size_choices},
-    {"kv_cache", "quantized_start", F_INT, 0, 1e9},
+    {"kv_cache", "quantized_start", F_INT, 0, 2147483647},
     {"server", "host", F_STRING},
     {"server", "port", F_INT, 1, 65535},
     {"server", "model_id", F_STRING},
     {"server", "trust_remote_code", F_BOOL},
-    {"server", "prompt_cache_size", F_INT, 0, 1e6},
+    {"server", "prompt_cache_size", F_INT, 0, 1 << 20},
     {"server", "prompt_cache_bytes", F_INT, 0, 9.2e18},
     {"server", "api_key", F_STRING},
+    {"server", "parallel", F_INT, 1, 1024},
+    {"server", "ctx", F_INT, 16, 1 << 24},
+    {"server", "threads", F_INT, 1, 1024},
+    {"server", "cors_origin", F_STRING},
+    {"server", "chat_template", F_STRING},
 };
 
 /* What a JSON value is, for "found …": `string "8000"`, `number 1.5`, `an array`. */
 static char *describe(const json_t *v) {
     if (!v) return xstrdup("nothing");
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return xstrdup("an object");
-    case JSON_ARRAY: return xstrdup("an array");
+    case JSON_OBJECT:
+        return xstrdup("an object");
+    case JSON_ARRAY:
+        return xstrdup("an array");
     case JSON_STRING: {
         const char *s = json_string_value(v);
         return strlen(s) > 60 ? xasprintf("string \"%.57s...\"", s) : xasprintf("string \"%s\"", s);
     }
-    case JSON_INTEGER: return xasprintf("%lld", (long long)json_integer_value(v));
-    case JSON_REAL: return xasprintf("%.17g", json_real_value(v));
-    case JSON_TRUE: return xstrdup("true");
-    case JSON_FALSE: return xstrdup("false");
-    case JSON_NULL: return xstrdup("null");
+    case JSON_INTEGER:
+        return xasprintf("%lld", (long long)json_integer_value(v));
+    case JSON_REAL:
+        return xasprintf("%.17g", json_real_value(v));
+    case JSON_TRUE:
+        return xstrdup("true");
+    case JSON_FALSE:
+        return xstrdup("false");
+    case JSON_NULL:
+        return xstrdup("null");
     }
     return xstrdup("something");
 }
 
 static char *expected_text(const field_spec *f) {
     switch (f->kind) {
-    case F_STRING: return xstrdup("a string");
-    case F_BOOL: return xstrdup("true or false");
-    case F_OBJECT: return xstrdup("an object");
-    case F_NUMBER: return xasprintf("a number in %g..%g", f->lo, f->hi);
+    case F_STRING:
+        return xstrdup("a string");
+    case F_BOOL:
+        return xstrdup("true or false");
+    case F_OBJECT:
+        return xstrdup("an object");
+    case F_ANY:
+        return xstrdup("anything");
+    case F_NUMBER:
+        return xasprintf("a number in %g..%g", f->lo, f->hi);
     case F_INT:
         if (f->choices) {
             char buf[128] = "one of";
@@ -93,11 +114,16 @@ static char *expected_text(const field_spec *f) {
 
 static bool value_fits(const field_spec *f, const json_t *v) {
     switch (f->kind) {
-    case F_STRING: return json_is_string(v);
-    case F_BOOL: return json_is_boolean(v);
-    case F_OBJECT: return json_is_object(v);
-    case F_NUMBER: return json_is_number(v) && json_number_value(v) >= f->lo &&
-                          json_number_value(v) <= f->hi;
+    case F_STRING:
+        return json_is_string(v);
+    case F_BOOL:
+        return json_is_boolean(v);
+    case F_OBJECT:
+        return json_is_object(v);
+    case F_ANY:
+        return true;
+    case F_NUMBER:
+        return json_is_number(v) && json_number_value(v) >= f->lo && json_number_value(v) <= f->hi;
     case F_INT: {
         if (!json_is_number(v)) return false;
         double x = json_number_value(v);
@@ -244,8 +270,8 @@ deploy_config *deploy_config_load(const deploy_root *root, const char *name, dep
 
     const char *named = NULL;
     if (json_get_string(doc, "name", &named) == 0 && strcmp(named, name) != 0)
-        diag_warn(d, "%s: name: \"%s\" differs from the folder's name; services use \"%s\"",
-                  file, named, name);
+        diag_warn(d, "%s: name: \"%s\" differs from the folder's name; services use \"%s\"", file,
+                  named, name);
     const char *display = NULL;
     json_get_string(doc, "display_name", &display);
     if (!display || !*display) display = named;

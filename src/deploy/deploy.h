@@ -86,9 +86,9 @@ typedef struct deploy_state {
     char last_exit[96]; /* "exit status 1", "killed by signal 9", or "" */
     bool stale_pidfile; /* a pidfile was left by a runner that is gone */
 } deploy_state;
-char *deploy_run_dir(const deploy_config *cfg);   /* deploy/NAME/run */
-char *deploy_log_path(const deploy_config *cfg);  /* deploy/NAME/logs/server.log */
-char *deploy_pidfile(const deploy_config *cfg);   /* deploy/NAME/run/kiln.pid */
+char *deploy_run_dir(const deploy_config *cfg);  /* deploy/NAME/run */
+char *deploy_log_path(const deploy_config *cfg); /* deploy/NAME/logs/server.log */
+char *deploy_pidfile(const deploy_config *cfg);  /* deploy/NAME/run/kiln.pid */
 /* Reads the pidfile (checking its lock) and state.json. */
 void deploy_state_read(const deploy_config *cfg, deploy_state *st);
 int deploy_state_write(const deploy_config *cfg, const deploy_state *st);
@@ -97,8 +97,8 @@ char *deploy_self_exe(void);
 
 /* ---- the runner: `kiln deploy run NAME` (what every backend starts) ---- */
 typedef struct deploy_run_options {
-    bool supervise; /* restart a crashed server with backoff (the built-in supervisor) */
-    int notify_fd;  /* >= 0: write "ok\n" or an error line once the server is spawned */
+    bool supervise;      /* restart a crashed server with backoff (the built-in supervisor) */
+    int notify_fd;       /* >= 0: write "ok\n" or an error line once the server is spawned */
     double stop_timeout; /* seconds between passing SIGTERM on and SIGKILL */
 } deploy_run_options;
 /* Holds the pidfile lock, runs the server with its output going to the rotated log, passes
@@ -123,14 +123,13 @@ int deploy_backend_record(const deploy_config *cfg, deploy_backend b);
 
 typedef struct deploy_service_state {
     deploy_backend backend;
-    bool installed;     /* unit / plist present (supervisor: marked installed) */
-    bool running;       /* the service manager says it runs */
-    char detail[128];   /* the service manager's own words (systemd: active/running) */
-    deploy_state run;   /* from the run folder */
+    bool installed;   /* unit / plist present (supervisor: marked installed) */
+    bool running;     /* the service manager says it runs */
+    char detail[128]; /* the service manager's own words (systemd: active/running) */
+    deploy_state run; /* from the run folder */
 } deploy_service_state;
 
-int deploy_install(const deploy_root *root, const deploy_config *cfg, deploy_backend b,
-                   bool start);
+int deploy_install(const deploy_root *root, const deploy_config *cfg, deploy_backend b, bool start);
 /* Writes the unit / plist text that install would write to stdout, with its path. */
 int deploy_print_service(const deploy_root *root, const deploy_config *cfg, deploy_backend b);
 int deploy_uninstall(const deploy_config *cfg, deploy_backend b);
@@ -165,10 +164,11 @@ int supervisor_stop(const deploy_config *cfg, double timeout);
 
 /* ---- probes ---- */
 typedef struct deploy_health {
-    bool reachable;    /* something answered HTTP on host:port */
+    bool reachable; /* something answered HTTP on host:port */
     int http_status;
-    char status[32];   /* "ok", "loading", … as the server said; "" if unreadable */
-    double progress;   /* 0..1 while loading, -1 if not given */
+    char status[32]; /* "ok", "loading", … as the server said; "" if unreadable */
+    double progress; /* 0..1 while loading, -1 if not given */
+    char error[256]; /* the server's own words when it failed to load */
 } deploy_health;
 /* GET http://host:port/path with a timeout; returns the HTTP status (body in *body) or -1. */
 int http_get(const char *host, int port, const char *path, double timeout, char **body);

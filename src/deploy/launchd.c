@@ -26,11 +26,21 @@ static char *xml_escape(const char *s) {
     char *out = xmalloc(n * 6 + 1), *w = out;
     for (; *s; s++) {
         switch (*s) {
-        case '&': w += sprintf(w, "&amp;"); break;
-        case '<': w += sprintf(w, "&lt;"); break;
-        case '>': w += sprintf(w, "&gt;"); break;
-        case '"': w += sprintf(w, "&quot;"); break;
-        case '\'': w += sprintf(w, "&apos;"); break;
+        case '&':
+            w += sprintf(w, "&amp;");
+            break;
+        case '<':
+            w += sprintf(w, "&lt;");
+            break;
+        case '>':
+            w += sprintf(w, "&gt;");
+            break;
+        case '"':
+            w += sprintf(w, "&quot;");
+            break;
+        case '\'':
+            w += sprintf(w, "&apos;");
+            break;
         default:
             if ((unsigned char)*s >= 0x20 || *s == '\t') *w++ = *s;
         }
@@ -44,44 +54,44 @@ char *launchd_plist_text(const deploy_root *root, const deploy_config *cfg, cons
     char *x_label = xml_escape(label), *x_exe = xml_escape(exe), *x_name = xml_escape(cfg->name),
          *x_root = xml_escape(root->dir), *x_base = xml_escape(root->base),
          *x_dir = xml_escape(cfg->dir);
-    char *text = xasprintf(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
-        "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
-        "<!-- Written by `kiln deploy install`; `kiln deploy uninstall` removes it. -->\n"
-        "<plist version=\"1.0\">\n"
-        "<dict>\n"
-        "    <key>Label</key>\n"
-        "    <string>%s</string>\n"
-        "    <key>ProgramArguments</key>\n"
-        "    <array>\n"
-        "        <string>%s</string>\n"
-        "        <string>deploy</string>\n"
-        "        <string>run</string>\n"
-        "        <string>%s</string>\n"
-        "        <string>--root</string>\n"
-        "        <string>%s</string>\n"
-        "    </array>\n"
-        "    <key>WorkingDirectory</key>\n"
-        "    <string>%s</string>\n"
-        "    <key>RunAtLoad</key>\n"
-        "    <true/>\n"
-        "    <key>KeepAlive</key>\n"
-        "    <dict>\n"
-        "        <key>SuccessfulExit</key>\n"
-        "        <false/>\n"
-        "    </dict>\n"
-        "    <key>ThrottleInterval</key>\n"
-        "    <integer>2</integer>\n"
-        "    <key>ExitTimeOut</key>\n"
-        "    <integer>30</integer>\n"
-        "    <key>StandardOutPath</key>\n"
-        "    <string>%s/logs/service.log</string>\n"
-        "    <key>StandardErrorPath</key>\n"
-        "    <string>%s/logs/service.log</string>\n"
-        "</dict>\n"
-        "</plist>\n",
-        x_label, x_exe, x_name, x_root, x_base, x_dir, x_dir);
+    char *text =
+        xasprintf("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+                  "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
+                  "\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
+                  "<!-- Written by `kiln deploy install`; `kiln deploy uninstall` removes it. -->\n"
+                  "<plist version=\"1.0\">\n"
+                  "<dict>\n"
+                  "    <key>Label</key>\n"
+                  "    <string>%s</string>\n"
+                  "    <key>ProgramArguments</key>\n"
+                  "    <array>\n"
+                  "        <string>%s</string>\n"
+                  "        <string>deploy</string>\n"
+                  "        <string>run</string>\n"
+                  "        <string>%s</string>\n"
+                  "        <string>--root</string>\n"
+                  "        <string>%s</string>\n"
+                  "    </array>\n"
+                  "    <key>WorkingDirectory</key>\n"
+                  "    <string>%s</string>\n"
+                  "    <key>RunAtLoad</key>\n"
+                  "    <true/>\n"
+                  "    <key>KeepAlive</key>\n"
+                  "    <dict>\n"
+                  "        <key>SuccessfulExit</key>\n"
+                  "        <false/>\n"
+                  "    </dict>\n"
+                  "    <key>ThrottleInterval</key>\n"
+                  "    <integer>2</integer>\n"
+                  "    <key>ExitTimeOut</key>\n"
+                  "    <integer>30</integer>\n"
+                  "    <key>StandardOutPath</key>\n"
+                  "    <string>%s/logs/service.log</string>\n"
+                  "    <key>StandardErrorPath</key>\n"
+                  "    <string>%s/logs/service.log</string>\n"
+                  "</dict>\n"
+                  "</plist>\n",
+                  x_label, x_exe, x_name, x_root, x_base, x_dir, x_dir);
     free(label);
     free(x_label);
     free(x_exe);

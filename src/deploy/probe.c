@@ -109,6 +109,7 @@ void deploy_probe_health(const deploy_config *cfg, deploy_health *h) {
     const char *s;
     double p;
     if (json_get_string(doc, "status", &s) == 0) snprintf(h->status, sizeof h->status, "%s", s);
+    if (json_get_string(doc, "error", &s) == 0) snprintf(h->error, sizeof h->error, "%s", s);
     /* progress as a fraction (0.42) or a percent (42) */
     if (json_get_double(doc, "progress", &p) == 0) h->progress = p > 1.0 ? p / 100.0 : p;
     json_decref(doc);
@@ -119,9 +120,12 @@ void deploy_probe_health(const deploy_config *cfg, deploy_health *h) {
 static const char *skip_labels(const char *p, const char *end) {
     bool quoted = false;
     for (p++; p < end; p++) {
-        if (quoted && *p == '\\' && p + 1 < end) p++;
-        else if (*p == '"') quoted = !quoted;
-        else if (*p == '}' && !quoted) return p + 1;
+        if (quoted && *p == '\\' && p + 1 < end)
+            p++;
+        else if (*p == '"')
+            quoted = !quoted;
+        else if (*p == '}' && !quoted)
+            return p + 1;
     }
     return NULL;
 }

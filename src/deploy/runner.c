@@ -23,9 +23,9 @@
 #include <sys/prctl.h>
 #endif
 
-#define BACKOFF_FIRST  0.5  /* seconds before the first restart */
-#define BACKOFF_MAX    30.0 /* the delay doubles up to this */
-#define BACKOFF_RESET  30.0 /* a server that ran this long starts the backoff afresh */
+#define BACKOFF_FIRST 0.5  /* seconds before the first restart */
+#define BACKOFF_MAX   30.0 /* the delay doubles up to this */
+#define BACKOFF_RESET 30.0 /* a server that ran this long starts the backoff afresh */
 
 static int signal_pipe[2] = {-1, -1};
 
@@ -73,8 +73,8 @@ static int take_pidfile(const deploy_config *cfg, int *fd_out) {
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         char buf[32] = {0};
         if (read(fd, buf, sizeof buf - 1) < 0) buf[0] = 0;
-        kiln_error("deployment \"%s\" is already running (pid %ld holds %s)", cfg->name,
-                   atol(buf), path);
+        kiln_error("deployment \"%s\" is already running (pid %ld holds %s)", cfg->name, atol(buf),
+                   path);
         close(fd);
         free(path);
         return -1;
@@ -297,8 +297,8 @@ int deploy_run(const deploy_root *root, const deploy_config *cfg, const deploy_r
     install_handlers();
     r.st.runner_pid = getpid();
     log_writer_note(r.log, "%s \"%s\" (%s), runner pid %ld",
-                    opt->supervise ? "supervising" : "running", cfg->name,
-                    cfg->display_name, (long)getpid());
+                    opt->supervise ? "supervising" : "running", cfg->name, cfg->display_name,
+                    (long)getpid());
     start_server(&r);
     notify(opt->notify_fd, "ok %ld %ld\n", (long)getpid(), (long)r.st.server_pid);
     if (opt->notify_fd >= 0) close(opt->notify_fd);

@@ -29,7 +29,8 @@ static char *model_reference(const deploy_root *root, const char *model) {
     free(real);
     /* keep the user's spelling (a symlinked models folder stays a symlink) */
     char cwd[4096];
-    char *abs = model[0] == '/' || !getcwd(cwd, sizeof cwd) ? xstrdup(model) : path_join(cwd, model);
+    char *abs =
+        model[0] == '/' || !getcwd(cwd, sizeof cwd) ? xstrdup(model) : path_join(cwd, model);
     path_tidy(abs);
     size_t n = strlen(root->base);
     char *ref;
@@ -80,10 +81,10 @@ static int write_wrappers(const char *dir, const char *name) {
         "KILN=${KILN:-$(command -v kiln || echo '%s')}\n"
         "exec \"$KILN\" deploy %s %s%s --root \"$(dirname \"$here\")\" \"$@\"\n";
     /* install.sh starts it too, as the toolkit's did */
-    char *install_start = xasprintf(fmt, "install", "installs and starts", name, exe, "install",
-                                    name, " --start");
-    char *uninstall = xasprintf(fmt, "uninstall", "stops and uninstalls", name, exe, "uninstall",
-                                name, "");
+    char *install_start =
+        xasprintf(fmt, "install", "installs and starts", name, exe, "install", name, " --start");
+    char *uninstall =
+        xasprintf(fmt, "uninstall", "stops and uninstalls", name, exe, "uninstall", name, "");
     char *p_install = path_join(dir, "install.sh"), *p_uninstall = path_join(dir, "uninstall.sh");
     int rc = write_script(p_install, install_start);
     if (rc == 0) rc = write_script(p_uninstall, uninstall);
@@ -127,8 +128,8 @@ int deploy_new(const deploy_root *root, const char *name, const char *model, int
     }
     if (mkdir_parents(dir) != 0) goto out;
     json_t *doc = json_pack("{s:s, s:s, s:s, s:{s:s, s:i, s:s}}", "name", name, "display_name",
-                            display_name ? display_name : name, "model_path", ref, "server",
-                            "host", host, "port", port, "model_id", name);
+                            display_name ? display_name : name, "model_path", ref, "server", "host",
+                            host, "port", port, "model_id", name);
     char *text = json_dumps(doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(doc);
     char *with_newline = xasprintf("%s\n", text);
@@ -137,8 +138,7 @@ int deploy_new(const deploy_root *root, const char *name, const char *model, int
     free(with_newline);
     if (rc == 0) rc = write_wrappers(dir, name);
     if (rc == 0)
-        printf("created %s/%s/config.json (model %s, %s:%d)\n", root->shown, name, ref, host,
-               port);
+        printf("created %s/%s/config.json (model %s, %s:%d)\n", root->shown, name, ref, host, port);
 out:
     for (int i = 0; i < n_others; i++) deploy_config_free(others[i]);
     free(others);

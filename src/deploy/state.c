@@ -75,10 +75,10 @@ void deploy_state_read(const deploy_config *cfg, deploy_state *st) {
 }
 
 int deploy_state_write(const deploy_config *cfg, const deploy_state *st) {
-    json_t *doc = json_pack("{s:I, s:I, s:f, s:i, s:s, s:s}", "runner_pid",
-                            (json_int_t)st->runner_pid, "server_pid", (json_int_t)st->server_pid,
-                            "started_at", st->started_at, "restarts", st->restarts, "phase",
-                            st->phase, "last_exit", st->last_exit);
+    json_t *doc =
+        json_pack("{s:I, s:I, s:f, s:i, s:s, s:s}", "runner_pid", (json_int_t)st->runner_pid,
+                  "server_pid", (json_int_t)st->server_pid, "started_at", st->started_at,
+                  "restarts", st->restarts, "phase", st->phase, "last_exit", st->last_exit);
     char *text = json_dumps(doc, JSON_INDENT(2));
     json_decref(doc);
     char *path = state_path(cfg);

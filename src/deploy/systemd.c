@@ -40,26 +40,26 @@ char *systemd_unit_text(const deploy_root *root, const deploy_config *cfg, const
     char *q_exe = unit_escape(exe, true), *q_name = unit_escape(cfg->name, true),
          *q_root = unit_escape(root->dir, true), *desc = unit_escape(cfg->display_name, false),
          *base = unit_escape(root->base, false), *dir = unit_escape(cfg->dir, false);
-    char *text = xasprintf(
-        "# Written by `kiln deploy install %s`; `kiln deploy uninstall %s` removes it.\n"
-        "[Unit]\n"
-        "Description=kiln: %s (deployment %s)\n"
-        "After=network.target\n"
-        "\n"
-        "[Service]\n"
-        "Type=simple\n"
-        "ExecStart=%s deploy run %s --root %s\n"
-        "WorkingDirectory=%s\n"
-        "Restart=on-failure\n"
-        "RestartSec=2\n"
-        "KillMode=mixed\n"
-        "TimeoutStopSec=30\n"
-        "StandardOutput=append:%s/logs/service.log\n"
-        "StandardError=append:%s/logs/service.log\n"
-        "\n"
-        "[Install]\n"
-        "WantedBy=default.target\n",
-        cfg->name, cfg->name, desc, cfg->name, q_exe, q_name, q_root, base, dir, dir);
+    char *text =
+        xasprintf("# Written by `kiln deploy install %s`; `kiln deploy uninstall %s` removes it.\n"
+                  "[Unit]\n"
+                  "Description=kiln: %s (deployment %s)\n"
+                  "After=network.target\n"
+                  "\n"
+                  "[Service]\n"
+                  "Type=simple\n"
+                  "ExecStart=%s deploy run %s --root %s\n"
+                  "WorkingDirectory=%s\n"
+                  "Restart=on-failure\n"
+                  "RestartSec=2\n"
+                  "KillMode=mixed\n"
+                  "TimeoutStopSec=30\n"
+                  "StandardOutput=append:%s/logs/service.log\n"
+                  "StandardError=append:%s/logs/service.log\n"
+                  "\n"
+                  "[Install]\n"
+                  "WantedBy=default.target\n",
+                  cfg->name, cfg->name, desc, cfg->name, q_exe, q_name, q_root, base, dir, dir);
     free(q_exe);
     free(q_name);
     free(q_root);
@@ -118,8 +118,8 @@ int systemd_stop(const char *name) {
 
 void systemd_query(const char *name, deploy_service_state *st) {
     char *unit = unit_name(name), *out = NULL;
-    const char *argv[] = {"systemctl", "--user", "show",         unit, "-p", "ActiveState",
-                          "-p",        "SubState", "-p", "LoadState", NULL};
+    const char *argv[] = {"systemctl", "--user",   "show", unit,        "-p", "ActiveState",
+                          "-p",        "SubState", "-p",   "LoadState", NULL};
     char *path = systemd_unit_path(name);
     st->installed = path_exists(path);
     free(path);

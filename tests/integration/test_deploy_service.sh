@@ -40,9 +40,9 @@ alive() { [ -n "$1" ] && [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/s
 server_pid() { $PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["server_pid"])' \
     "$KILN_DEPLOY_DIR/$1/run/state.json" 2>/dev/null; }
 health() { curl -s --max-time 2 "http://127.0.0.1:$1/health"; }
-chat_reply() { # port -> the assistant's content (or nothing)
+chat_reply() { # port model -> the type of the assistant's content and the object (or nothing)
     curl -s --max-time 30 "http://127.0.0.1:$1/v1/chat/completions" -H 'Content-Type: application/json' \
-        -d '{"model": "x", "messages": [{"role": "user", "content": "Tell me a story"}], "max_tokens": 12, "temperature": 0}' |
+        -d '{"model": "'"$2"'", "messages": [{"role": "user", "content": "Tell me a story"}], "max_tokens": 12, "temperature": 0}' |
         $PY -c 'import json,sys; r=json.load(sys.stdin); print(type(r["choices"][0]["message"]["content"]).__name__, r["object"])' 2>/dev/null
 }
 
@@ -57,10 +57,11 @@ out=$(timeout 60 "$KILN" deploy watch alpha 2>&1)
 timeout 60 "$KILN" deploy watch beta >/dev/null 2>&1 && ok "watch beta until ready" ||
     not_ok "watch beta until ready"
 
-for p in "$PA" "$PB"; do
-    h=$(health "$p")
-    [[ "$h" == *'"status"'*'"ok"'* ]] && ok "health on $p" || not_ok "health on $p" "$h"
-    expect_eq "chat completion on $p" "str chat.completion" "$(chat_reply "$p")"
+for pm in "$PA alpha" "$PB beta"; do
+    set -- $pm
+    h=$(health "$1")
+    [[ "$h" == *'"status"'*'"ok"'* ]] && ok "health of $2" || not_ok "health of $2" "$h"
+    expect_eq "chat completion from $2" "str chat.completion" "$(chat_reply "$1" "$2")"
 done
 
 # ---- list and status show them ----
@@ -104,7 +105,7 @@ done
 status=$("$KILN" deploy status alpha 2>&1)
 grep -q "1 restart, last exit: killed by signal 9" <<<"$status" && ok "status counts the restart" ||
     not_ok "status counts the restart" "$status"
-expect_eq "chat after the restart" "str chat.completion" "$(chat_reply "$PA")"
+expect_eq "chat after the restart" "str chat.completion" "$(chat_reply "$PA" alpha)"
 
 # ---- restart changes the pid ----
 pb=$(server_pid beta)
@@ -117,17 +118,17 @@ alive "$pb" && not_ok "the old server is gone" || ok "the old server is gone"
 
 # ---- logs ----
 logs=$("$KILN" deploy logs alpha 200 2>&1)
-grep -q "/v1/chat/completions" <<<"$logs" && ok "logs hold the request lines" ||
+grep -Eq "request [^ ]+ model=.* status=200" <<<"$logs" && ok "logs hold the request lines" ||
     not_ok "logs hold the request lines" "$(tail -5 <<<"$logs")"
 expect_eq "logs LINES" 3 "$("$KILN" deploy logs alpha 3 | wc -l)"
 "$KILN" deploy logs alpha 0 --follow >"$TMP/follow.txt" 2>&1 &
 follower=$!
 sleep 0.5
-chat_reply "$PA" >/dev/null
+chat_reply "$PA" alpha >/dev/null
 sleep 0.6
 kill "$follower" 2>/dev/null
 wait "$follower" 2>/dev/null
-grep -q "/v1/chat/completions" "$TMP/follow.txt" && ok "logs --follow shows new lines" ||
+grep -Eq "request [^ ]+ model=.* status=200" "$TMP/follow.txt" && ok "logs --follow shows new lines" ||
     not_ok "logs --follow shows new lines" "$(cat "$TMP/follow.txt")"
 
 # ---- stop: graceful, the port closes, the pidfile goes ----
@@ -155,16 +156,15 @@ echo "$dead" >"$KILN_DEPLOY_DIR/alpha/run/kiln.pid"
 status=$("$KILN" deploy status alpha 2>&1)
 grep -q "pidfile:   stale" <<<"$status" && ok "status notices a stale pidfile" ||
     not_ok "status notices a stale pidfile" "$status"
-out=$(KILN_LOG_MAX_BYTES=3000 KILN_LOG_KEEP=2 "$KILN" deploy start alpha 2>&1)
+out=$(KILN_LOG_MAX_BYTES=1500 KILN_LOG_KEEP=2 "$KILN" deploy start alpha 2>&1)
 [[ "$out" == *"removed a stale pidfile"*"started alpha"* ]] && ok "start clears a stale pidfile" ||
     not_ok "start clears a stale pidfile" "$out"
 timeout 60 "$KILN" deploy watch alpha >/dev/null 2>&1
 
-# ---- the log rotates by size (this runner was started with a 3000-byte limit) ----
-for _ in $(seq 40); do health "$PA" >/dev/null; curl -s "http://127.0.0.1:$PA/v1/models" >/dev/null; done
-chat_reply "$PA" >/dev/null
+# ---- the log rotates by size (this runner was started with a 1500-byte limit, 2 kept) ----
+for _ in $(seq 25); do chat_reply "$PA" alpha >/dev/null; done
 log="$KILN_DEPLOY_DIR/alpha/logs/server.log"
-[ -f "$log.1" ] && [ ! -f "$log.3" ] && [ "$(stat -c %s "$log")" -lt 6000 ] &&
+[ -f "$log.1" ] && [ -f "$log.2" ] && [ ! -f "$log.3" ] && [ "$(stat -c %s "$log")" -lt 2000 ] &&
     ok "the log rotates by size" || not_ok "the log rotates by size" "$(ls -la "$(dirname "$log")")"
 
 # ---- stop-all, then uninstall keeps config and logs ----

@@ -30,7 +30,8 @@ static void test_rotation_keeps_whole_lines(void) {
     for (int off = 0; off < 1000; off += 7)
         log_writer_write(w, all + off, (size_t)(off + 7 > 1000 ? 1000 - off : 7));
     log_writer_close(w);
-    char *p1 = xasprintf("%s.1", path), *p2 = xasprintf("%s.2", path), *p3 = xasprintf("%s.3", path);
+    char *p1 = xasprintf("%s.1", path), *p2 = xasprintf("%s.2", path),
+         *p3 = xasprintf("%s.3", path);
     char *cur = slurp(path), *old1 = slurp(p1), *old2 = slurp(p2);
     CHECK(cur && old1 && old2);
     CHECK(!path_exists(p3));
