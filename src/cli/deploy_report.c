@@ -55,8 +55,8 @@ static void take_snapshot(const deploy_config *cfg, deploy_backend b, snapshot *
         else
             snprintf(s->word, sizeof s->word, "loading");
     } else if (h->status[0]) {
-        snprintf(s->word, sizeof s->word, "%s", h->status);
         s->failed = !strcmp(h->status, "error") || !strcmp(h->status, "failed");
+        snprintf(s->word, sizeof s->word, "%s", s->failed ? "failed" : h->status);
     } else {
         snprintf(s->word, sizeof s->word, "http %d", h->http_status);
     }
@@ -190,8 +190,12 @@ int report_status(const deploy_config *cfg, deploy_backend b) {
         free(up);
         long long rss = process_rss_bytes(run->server_pid);
         if (rss >= 0) printf("  memory:    %.1f MiB\n", (double)rss / (1 << 20));
-        long long served = s.health.reachable ? deploy_probe_requests(cfg) : -1;
-        if (served >= 0) printf("  requests:  %lld served\n", served);
+        long long answered = -1, completions = -1;
+        if (s.health.reachable) deploy_probe_requests(cfg, &answered, &completions);
+        if (answered >= 0 && completions >= 0)
+            printf("  requests:  %lld served (%lld completions)\n", answered, completions);
+        else if (answered >= 0)
+            printf("  requests:  %lld served\n", answered);
     } else if (run->stale_pidfile) {
         printf("  pidfile:   stale (its process is gone)\n");
     }
@@ -219,8 +223,9 @@ int report_watch(const deploy_config *cfg, deploy_backend b, double timeout) {
             return 0;
         }
         if (s.failed || s.stopped) {
+            const char *why = s.health.error[0] ? s.health.error : s.svc.run.last_exit;
             printf("%s %s%s%s\n", cfg->name, s.stopped && !s.failed ? "is not running" : "failed",
-                   s.svc.run.last_exit[0] ? ": " : "", s.svc.run.last_exit);
+                   why[0] ? ": " : "", why);
             print_last_lines(cfg, 15);
             return 1;
         }

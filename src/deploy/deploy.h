@@ -173,10 +173,14 @@ typedef struct deploy_health {
 /* GET http://host:port/path with a timeout; returns the HTTP status (body in *body) or -1. */
 int http_get(const char *host, int port, const char *path, double timeout, char **body);
 void deploy_probe_health(const deploy_config *cfg, deploy_health *h);
-/* Requests served, from the server's Prometheus /metrics; -1 if unknown. */
-long long deploy_probe_requests(const deploy_config *cfg);
+/* From the server's Prometheus /metrics: HTTP requests answered (kiln_requests_total, probes
+ * included) and completions that produced tokens (the time-to-first-token histogram's count);
+ * -1 where unknown. Returns 0, or -1 if /metrics did not answer. */
+int deploy_probe_requests(const deploy_config *cfg, long long *answered, long long *completions);
 /* Sums the samples of the counters in a Prometheus text whose names end in requests_total. */
 long long prometheus_requests_total(const char *text);
+/* Sums the samples of the metric named exactly name; -1 if there are none. */
+long long prometheus_sum(const char *text, const char *name);
 /* Resident memory of a process in bytes (VmRSS); -1 if unknown. */
 long long process_rss_bytes(pid_t pid);
 /* Does anything accept connections on host:port? */

@@ -130,32 +130,51 @@ static const char *skip_labels(const char *p, const char *end) {
     return NULL;
 }
 
-long long prometheus_requests_total(const char *text) {
+/* Sums the samples whose metric name satisfies match(name, len, arg). */
+static long long sum_samples(const char *text, bool (*match)(const char *, size_t, const char *),
+                             const char *arg) {
     long long total = -1;
     for (const char *line = text; line && *line;) {
         const char *next = strchr(line, '\n');
         size_t len = next ? (size_t)(next - line) : strlen(line);
-        size_t name_len = strcspn(line, "{ \t");
-        if (line[0] != '#' && name_len <= len && name_len >= 14 &&
-            !strncmp(line + name_len - 14, "requests_total", 14)) {
+        size_t name_len = strcspn(line, "{ \t\n");
+        if (line[0] != '#' && name_len <= len && match(line, name_len, arg)) {
             const char *value = line + name_len;
             if (*value == '{') value = skip_labels(value, line + len);
-            if (value) {
-                double v = strtod(value, NULL);
-                total = (total < 0 ? 0 : total) + (long long)v;
-            }
+            if (value) total = (total < 0 ? 0 : total) + (long long)strtod(value, NULL);
         }
         line = next ? next + 1 : NULL;
     }
     return total;
 }
 
-long long deploy_probe_requests(const deploy_config *cfg) {
+static bool ends_in(const char *name, size_t len, const char *suffix) {
+    size_t n = strlen(suffix);
+    return len >= n && !strncmp(name + len - n, suffix, n);
+}
+
+static bool named(const char *name, size_t len, const char *want) {
+    return len == strlen(want) && !strncmp(name, want, len);
+}
+
+long long prometheus_requests_total(const char *text) {
+    return sum_samples(text, ends_in, "requests_total");
+}
+
+long long prometheus_sum(const char *text, const char *name) {
+    return sum_samples(text, named, name);
+}
+
+int deploy_probe_requests(const deploy_config *cfg, long long *answered, long long *completions) {
     char *body = NULL;
     int status = http_get(cfg->host, cfg->port, "/metrics", 2.0, &body);
-    long long n = status == 200 && body ? prometheus_requests_total(body) : -1;
+    *answered = *completions = -1;
+    if (status == 200 && body) {
+        *answered = prometheus_requests_total(body);
+        *completions = prometheus_sum(body, "kiln_time_to_first_token_seconds_count");
+    }
     free(body);
-    return n;
+    return status == 200 ? 0 : -1;
 }
 
 long long process_rss_bytes(pid_t pid) {

@@ -75,7 +75,7 @@ status=$("$KILN" deploy status alpha 2>&1)
 rc=$?
 expect_eq "status exit code when ready" 0 "$rc"
 grep -q "state:     ready" <<<"$status" && grep -q "pid:       $pa (runner" <<<"$status" &&
-    grep -Eq "memory:    [0-9.]+ MiB" <<<"$status" && grep -Eq "requests:  [1-9][0-9]* served" <<<"$status" &&
+    grep -Eq "memory:    [0-9.]+ MiB" <<<"$status" && grep -Eq "requests:  [1-9][0-9]* served \([1-9][0-9]* completions\)" <<<"$status" &&
     ok "status: state, pid, memory, requests" || not_ok "status: state, pid, memory, requests" "$status"
 rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$pa/status")
 shown=$(grep -Eo 'memory:    [0-9.]+' <<<"$status" | grep -Eo '[0-9.]+$')
@@ -167,10 +167,27 @@ log="$KILN_DEPLOY_DIR/alpha/logs/server.log"
 [ -f "$log.1" ] && [ -f "$log.2" ] && [ ! -f "$log.3" ] && [ "$(stat -c %s "$log")" -lt 2000 ] &&
     ok "the log rotates by size" || not_ok "the log rotates by size" "$(ls -la "$(dirname "$log")")"
 
+# ---- a server that fails to load: watch and status say so, with the server's words and log ----
+broken="$TMP/base/models/broken"
+mkdir -p "$broken"
+for f in model.safetensors tokenizer.json tokenizer_config.json; do ln -s "$MODEL/$f" "$broken/$f"; done
+sed 's/"model_type": *"[a-z0-9]*"/"model_type": "nonsense"/' "$MODEL/config.json" >"$broken/config.json"
+(cd "$TMP/base" && "$KILN" deploy new gamma --model models/broken --port "$(free_port)") >/dev/null
+"$KILN" deploy start gamma >/dev/null 2>&1
+out=$(timeout 60 "$KILN" deploy watch gamma 2>&1)
+rc=$?
+[ $rc -eq 1 ] && [[ "$out" == *'gamma failed: model type "nonsense" is not supported'*"last log lines"* ]] &&
+    ok "watch reports a failed start" || not_ok "watch reports a failed start" "rc $rc: $out"
+status=$("$KILN" deploy status gamma 2>&1)
+rc=$?
+[ $rc -eq 3 ] && grep -q "state:     failed" <<<"$status" && grep -q "last log lines" <<<"$status" &&
+    ok "status reports a failed start" || not_ok "status reports a failed start" "rc $rc: $status"
+"$KILN" deploy stop gamma >/dev/null 2>&1
+
 # ---- stop-all, then uninstall keeps config and logs ----
 "$KILN" deploy stop-all >/dev/null 2>&1
 list=$("$KILN" deploy list 2>&1)
-[ "$(grep -c ' stopped ' <<<"$list")" -eq 2 ] && ok "stop-all stops everything" ||
+[ "$(grep -c ' stopped ' <<<"$list")" -eq 3 ] && ok "stop-all stops everything" ||
     not_ok "stop-all stops everything" "$list"
 out=$("$KILN" deploy uninstall beta 2>&1)
 [ -f "$KILN_DEPLOY_DIR/beta/config.json" ] && [ -f "$KILN_DEPLOY_DIR/beta/logs/server.log" ] &&

@@ -94,6 +94,11 @@ static void test_prometheus_requests(void) {
     CHECK(prometheus_requests_total(text) == 20);
     CHECK(prometheus_requests_total("kiln_generation_tokens_total 4\n") == -1);
     CHECK(prometheus_requests_total("") == -1);
+    const char *hist = "kiln_time_to_first_token_seconds_bucket{le=\"+Inf\"} 4\n"
+                       "kiln_time_to_first_token_seconds_sum 0.5\n"
+                       "kiln_time_to_first_token_seconds_count 4\n";
+    CHECK(prometheus_sum(hist, "kiln_time_to_first_token_seconds_count") == 4);
+    CHECK(prometheus_sum(hist, "kiln_time_to_first_token_seconds") == -1);
 }
 
 static void test_endpoints(void) {
