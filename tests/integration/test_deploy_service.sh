@@ -142,7 +142,9 @@ alive "$na" || alive "$runner" && not_ok "stop leaves no process" || ok "stop le
 [ ! -e "$KILN_DEPLOY_DIR/alpha/run/kiln.pid" ] && ok "stop removes the pidfile" ||
     not_ok "stop removes the pidfile"
 grep -q "stopping the server (pid $na) gracefully" "$KILN_DEPLOY_DIR/alpha/logs/server.log" &&
-    ok "stop passes SIGTERM on" || not_ok "stop passes SIGTERM on"
+    grep -q "the server (pid $na) ended: exit status 0" "$KILN_DEPLOY_DIR/alpha/logs/server.log" &&
+    ok "stop passes SIGTERM on; the server exits cleanly" ||
+    not_ok "stop passes SIGTERM on; the server exits cleanly" "$(tail -4 "$KILN_DEPLOY_DIR/alpha/logs/server.log")"
 out=$("$KILN" deploy stop alpha 2>&1)
 rc=$?
 [ $rc -eq 0 ] && [ "$out" == "alpha is not running" ] && ok "stop when stopped" ||
@@ -189,6 +191,14 @@ rc=$?
 list=$("$KILN" deploy list 2>&1)
 [ "$(grep -c ' stopped ' <<<"$list")" -eq 3 ] && ok "stop-all stops everything" ||
     not_ok "stop-all stops everything" "$list"
+# the toolkit's wrappers at the root run the same verbs
+out=$("$ROOT/start-server.sh" beta 2>&1)
+[[ "$out" == "started beta on 127.0.0.1:$PB"* ]] && ok "start-server.sh" || not_ok "start-server.sh" "$out"
+out=$("$ROOT/manage-deployments.sh" list 2>&1)
+grep -Eq "^beta .* supervisor +(starting|loading|ready)" <<<"$out" && ok "manage-deployments.sh list" ||
+    not_ok "manage-deployments.sh list" "$out"
+out=$("$ROOT/stop-server.sh" beta 2>&1)
+expect_eq "stop-server.sh" "stopped beta" "$out"
 out=$("$KILN" deploy uninstall beta 2>&1)
 [ -f "$KILN_DEPLOY_DIR/beta/config.json" ] && [ -f "$KILN_DEPLOY_DIR/beta/logs/server.log" ] &&
     ok "uninstall keeps config and logs" || not_ok "uninstall keeps config and logs" "$out"

@@ -176,3 +176,11 @@ grep -q "launchctl unload $plist" "$STUB_LOG" && ok "stop unloads the agent" || 
 out=$(PATH="$TMP/bin:$PATH" "$KILN" deploy uninstall ld 2>&1)
 [ ! -e "$plist" ] && [ -f "$KILN_DEPLOY_DIR/ld/config.json" ] && ok "uninstall removes the plist" ||
     not_ok "uninstall removes the plist" "$out"
+
+# ---- install-all / uninstall-all ----
+out=$(PATH="$TMP/bin:$PATH" "$KILN" deploy install-all --backend systemd 2>&1)
+[ -f "$HOME/.config/systemd/user/kiln-sd.service" ] && [ -f "$HOME/.config/systemd/user/kiln-ld.service" ] &&
+    ok "install-all" || not_ok "install-all" "$out"
+out=$(PATH="$TMP/bin:$PATH" "$KILN" deploy uninstall-all 2>&1)
+[ ! -e "$HOME/.config/systemd/user/kiln-sd.service" ] && [ ! -e "$HOME/.config/systemd/user/kiln-ld.service" ] &&
+    ok "uninstall-all" || not_ok "uninstall-all" "$out"
