@@ -26,7 +26,12 @@ static void test_rotation_keeps_whole_lines(void) {
     if (!w) return;
     /* 50 lines of 20 bytes, written in 7-byte pieces so writes split lines */
     char all[1001];
-    for (int i = 0; i < 50; i++) snprintf(all + i * 20, 21, "line %02d ...........\n", i);
+    for (int i = 0; i < 50; i++) {
+        char line[40];
+        snprintf(line, sizeof line, "line %02d ...........\n", i);
+        memcpy(all + i * 20, line, 20);
+    }
+    all[1000] = 0;
     for (int off = 0; off < 1000; off += 7)
         log_writer_write(w, all + off, (size_t)(off + 7 > 1000 ? 1000 - off : 7));
     log_writer_close(w);
