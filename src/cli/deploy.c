@@ -191,6 +191,7 @@ static int for_all(const deploy_args *a, const deploy_root *root) {
         deploy_diag quiet = {0};
         deploy_config *cfg = deploy_config_load(root, names[i], &quiet);
         diag_free(&quiet);
+        if (!cfg && !starts) cfg = deploy_config_bare(root, names[i]);
         if (!cfg || run_verb(a, root, cfg) != 0) failures++;
         deploy_config_free(cfg);
     }
@@ -249,6 +250,12 @@ int cmd_deploy(int argc, char **argv) {
         rc = for_all(&a, &root);
     } else {
         deploy_config *cfg = load(&root, a.name);
+        /* what runs must stay stoppable (and its logs readable) after its config broke */
+        bool winding_down =
+            !strcmp(a.verb, "stop") || !strcmp(a.verb, "uninstall") || !strcmp(a.verb, "logs");
+        if (!cfg && winding_down && (cfg = deploy_config_bare(&root, a.name)))
+            fprintf(stderr, "kiln: going on with %s %s despite its config's errors\n", a.verb,
+                    a.name);
         rc = cfg ? run_verb(&a, &root, cfg) : 1;
         deploy_config_free(cfg);
     }

@@ -294,6 +294,34 @@ done:
     return cfg;
 }
 
+deploy_config *deploy_config_bare(const deploy_root *root, const char *name) {
+    if (!deploy_name_valid(name)) return NULL;
+    char *dir = path_join(root->dir, name);
+    if (!is_directory(dir)) {
+        free(dir);
+        return NULL;
+    }
+    deploy_config *cfg = xcalloc(1, sizeof *cfg);
+    cfg->name = xstrdup(name);
+    cfg->dir = dir;
+    cfg->config_path = path_join(dir, "config.json");
+    char *shown_dir = path_join(root->shown, name);
+    cfg->shown_path = path_join(shown_dir, "config.json");
+    free(shown_dir);
+    cfg->display_name = xstrdup(name);
+    cfg->model_path = xstrdup("?");
+    cfg->model_dir = xstrdup("?");
+    json_t *doc = json_load_file(cfg->config_path, 0, NULL);
+    const char *host = doc ? section_string(doc, "server", "host") : NULL;
+    cfg->host = xstrdup(host && host_valid(host) ? host : DEPLOY_DEFAULT_HOST);
+    json_t *server = doc ? json_object_get(doc, "server") : NULL;
+    json_t *port = json_is_object(server) ? json_object_get(server, "port") : NULL;
+    double p = json_is_number(port) ? json_number_value(port) : 0;
+    cfg->port = p >= 1 && p <= 65535 ? (int)p : DEPLOY_DEFAULT_PORT;
+    if (doc) json_decref(doc);
+    return cfg;
+}
+
 void deploy_config_free(deploy_config *cfg) {
     if (!cfg) return;
     free(cfg->name);

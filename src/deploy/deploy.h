@@ -60,6 +60,9 @@ typedef struct deploy_config {
 /* Parses and validates deploy/NAME/config.json; NULL when it has errors (all of them in diag). */
 deploy_config *deploy_config_load(const deploy_root *root, const char *name, deploy_diag *diag);
 void deploy_config_free(deploy_config *cfg);
+/* Just enough of NAME to stop it, read its logs or uninstall it when its config has become
+ * invalid (name, folders; host and port from the file where readable). NULL if no folder. */
+deploy_config *deploy_config_bare(const deploy_root *root, const char *name);
 /* Loads NAME and checks it shares no host:port with another deployment (broken ones are
  * skipped). Errors and warnings go to diag. */
 deploy_config *deploy_config_load_checked(const deploy_root *root, const char *name,

@@ -197,8 +197,12 @@ out=$("$ROOT/start-server.sh" beta 2>&1)
 out=$("$ROOT/manage-deployments.sh" list 2>&1)
 grep -Eq "^beta .* supervisor +(starting|loading|ready)" <<<"$out" && ok "manage-deployments.sh list" ||
     not_ok "manage-deployments.sh list" "$out"
-out=$("$ROOT/stop-server.sh" beta 2>&1)
-expect_eq "stop-server.sh" "stopped beta" "$out"
+# a config broken while its deployment runs must not keep it from stopping
+cp "$KILN_DEPLOY_DIR/beta/config.json" "$TMP/beta.json"
+printf '{"model_path": 5, "server": {"port": %s}}\n' "$PB" >"$KILN_DEPLOY_DIR/beta/config.json"
+out=$("$ROOT/stop-server.sh" beta 2>/dev/null)
+expect_eq "stop-server.sh (config broken meanwhile)" "stopped beta" "$out"
+cp "$TMP/beta.json" "$KILN_DEPLOY_DIR/beta/config.json"
 out=$("$KILN" deploy uninstall beta 2>&1)
 [ -f "$KILN_DEPLOY_DIR/beta/config.json" ] && [ -f "$KILN_DEPLOY_DIR/beta/logs/server.log" ] &&
     ok "uninstall keeps config and logs" || not_ok "uninstall keeps config and logs" "$out"
