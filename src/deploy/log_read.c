@@ -67,6 +67,14 @@ int log_tail(const char *path, int n, FILE *f) {
         kiln_error("%s: %s", path, strerror(errno));
         return -1;
     }
+    /* a fresh rotation leaves few lines: the rest come from the file before */
+    int have = 0;
+    for (const char *p = text; *p; p++) have += *p == '\n';
+    char *older_path = xasprintf("%s.1", path);
+    char *older = have < n ? log_last_lines(older_path, n - have) : NULL;
+    if (older) fputs(older, f);
+    free(older);
+    free(older_path);
     fputs(text, f);
     fflush(f);
     free(text);

@@ -5,6 +5,7 @@
  * client with a deadline is all that needs.
  */
 #include "deploy/deploy.h"
+#include "deploy/internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -179,6 +180,15 @@ int deploy_probe_requests(const deploy_config *cfg, long long *answered, long lo
 
 long long process_rss_bytes(pid_t pid) {
     if (pid <= 0) return -1;
+#ifndef __linux__
+    /* no /proc (macOS): ps reports the resident set in KiB */
+    char arg[32], *out = NULL;
+    snprintf(arg, sizeof arg, "%ld", (long)pid);
+    const char *argv[] = {"ps", "-o", "rss=", "-p", arg, NULL};
+    long long ps_kb = run_tool(argv, &out) == 0 && out ? atoll(out) : 0;
+    free(out);
+    return ps_kb > 0 ? ps_kb * 1024 : -1;
+#endif
     char path[64];
     snprintf(path, sizeof path, "/proc/%ld/status", (long)pid);
     FILE *f = fopen(path, "r");

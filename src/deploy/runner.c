@@ -276,6 +276,7 @@ static void make_folders(const deploy_config *cfg) {
 }
 
 int deploy_run(const deploy_root *root, const deploy_config *cfg, const deploy_run_options *opt) {
+    if (opt->notify_fd >= 0) fcntl(opt->notify_fd, F_SETFD, FD_CLOEXEC); /* not the server's */
     make_folders(cfg);
     int lock_fd = -1;
     if (take_pidfile(cfg, &lock_fd) != 0) {

@@ -168,6 +168,9 @@ for _ in $(seq 25); do chat_reply "$PA" alpha >/dev/null; done
 log="$KILN_DEPLOY_DIR/alpha/logs/server.log"
 [ -f "$log.1" ] && [ -f "$log.2" ] && [ ! -f "$log.3" ] && [ "$(stat -c %s "$log")" -lt 2000 ] &&
     ok "the log rotates by size" || not_ok "the log rotates by size" "$(ls -la "$(dirname "$log")")"
+sleep 0.3 # the last request line may land just after its reply
+k=$(wc -l <"$log")
+expect_eq "logs reach into the rotated file" "$(tail -n 3 "$log.1"; cat "$log")" "$("$KILN" deploy logs alpha $((k + 3)))"
 
 # ---- a server that fails to load: watch and status say so, with the server's words and log ----
 broken="$TMP/base/models/broken"
