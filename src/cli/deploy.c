@@ -216,8 +216,9 @@ int cmd_deploy(int argc, char **argv) {
     deploy_args a;
     if (parse_args(argc, argv, &a) != 0) return cli_fail();
     if (!a.verb || !strcmp(a.verb, "help") || !strcmp(a.verb, "--help")) {
+        if (!a.verb) return cli_usage(usage_text);
         printf("usage: %s\n", usage_text);
-        return a.verb ? 0 : 2;
+        return 0;
     }
     bool needs_name;
     if (!verb_known(a.verb, &needs_name)) {
