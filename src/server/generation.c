@@ -24,6 +24,7 @@ typedef struct choice {
     bool sent_role;
     int generated;
     double t_last;
+    int32_t last_token; /* -1 before the first */
     json_t *logprobs; /* chat: the content list; completions: {tokens, token_logprobs, ...} */
     size_t text_offset;
     gen_result res;
@@ -120,21 +121,34 @@ static json_t *token_bytes(const char *s) {
     return a;
 }
 
-static char *token_text(const job *jb, int32_t id) {
-    char *s = tokenizer_decode(jb->srv->tok, &id, 1, false);
-    return s ? s : xstrdup("");
+/* The text an alternative token would have added after `after`: decoding it alone would lose
+ * a leading space to decoders that strip the first one (SentencePiece's). */
+static char *alt_text(const job *jb, int32_t after, int32_t id) {
+    int32_t pair[2] = {after, id};
+    char *one = tokenizer_decode(jb->srv->tok, pair, 1, false);
+    char *two = tokenizer_decode(jb->srv->tok, pair, 2, false);
+    char *out;
+    if (one && two && !strncmp(one, two, strlen(one)))
+        out = xstrdup(two + strlen(one));
+    else
+        out = tokenizer_decode(jb->srv->tok, &id, 1, false);
+    free(one);
+    free(two);
+    return out ? out : xstrdup("");
 }
 
 /* The logprobs of one token in the request's format; appended to the choice's record and
  * returned (borrowed) for a streamed chunk. */
 static json_t *record_logprobs(choice *c, const gen_token *t, const char *piece) {
     job *jb = c->jb;
-    char *text = token_text(jb, t->id);
+    /* The chosen token's text is what it added to the output, so the tokens spell the text. */
+    const char *text = piece;
+    int32_t anchor = c->last_token >= 0 ? c->last_token : t->id;
     json_t *entry;
     if (jb->req.kind == API_CHAT) {
         json_t *top = json_array();
         for (int i = 0; i < t->n_top; i++) {
-            char *alt = token_text(jb, t->top_ids[i]);
+            char *alt = alt_text(jb, anchor, t->top_ids[i]);
             json_array_append_new(top, json_pack("{s:s, s:f, s:o}", "token", alt, "logprob",
                                                  (double)t->top_logprobs[i], "bytes",
                                                  token_bytes(alt)));
@@ -147,7 +161,7 @@ static json_t *record_logprobs(choice *c, const gen_token *t, const char *piece)
     } else {
         json_t *top = json_object();
         for (int i = 0; i < t->n_top; i++) {
-            char *alt = token_text(jb, t->top_ids[i]);
+            char *alt = alt_text(jb, anchor, t->top_ids[i]);
             json_object_set_new(top, alt, json_real(t->top_logprobs[i]));
             free(alt);
         }
@@ -163,7 +177,6 @@ static json_t *record_logprobs(choice *c, const gen_token *t, const char *piece)
                               json_array_get(json_object_get(entry, keys[k]), 0));
     }
     c->text_offset += strlen(piece);
-    free(text);
     return entry;
 }
 
@@ -263,6 +276,7 @@ static int on_token(void *ctx, const gen_token *t) {
     strbuf content = {0}, reasoning = {0};
     bool stop = text_out_push(&c->out, piece, &content, &reasoning);
     json_t *lp = jb->req.logprobs ? record_logprobs(c, t, piece) : NULL;
+    c->last_token = t->id;
     if (jb->req.stream) {
         json_t *calls = new_tool_calls(c);
         if (content.len || reasoning.len || calls || lp)
@@ -386,16 +400,16 @@ static int budget(server *srv, job *jb, int prompt_index, int *max_tokens, api_e
     int n = jb->n_prompt_tokens[prompt_index], ctx = srv->ctx;
     const char *param = r->kind == API_CHAT ? "messages" : "prompt";
     if (n == 0) return api_fail(e, 400, param, "invalid_value", "the prompt is empty");
+    if (n >= ctx)
+        return api_fail(e, 400, param, "context_length_exceeded",
+                        "This model's maximum context length is %d tokens. However, the prompt "
+                        "has %d tokens%s.",
+                        ctx, n, r->max_tokens_given ? " (before max_tokens)" : "");
     if (r->max_tokens_given && (long long)n + r->max_tokens > ctx)
         return api_fail(e, 400, "max_tokens", "context_length_exceeded",
                         "This model's maximum context length is %d tokens. However, you requested "
                         "%lld tokens (%d in the prompt, %d for the completion).",
                         ctx, (long long)n + r->max_tokens, n, r->max_tokens);
-    if (n >= ctx)
-        return api_fail(e, 400, param, "context_length_exceeded",
-                        "This model's maximum context length is %d tokens. However, the prompt "
-                        "has %d tokens.",
-                        ctx, n);
     *max_tokens = r->max_tokens > 0 && r->max_tokens < ctx - n ? r->max_tokens : ctx - n;
     return 0;
 }
@@ -544,6 +558,7 @@ void handle_generation(server *srv, struct MHD_Connection *conn, enum api_kind k
             c->jb = jb;
             c->index = i;
             c->prompt_index = i / r->n;
+            c->last_token = -1;
             c->dt = detokenizer_new(srv->tok, true);
             text_out_init(&c->out, r->stop, r->n_stop, kind == API_CHAT, r->tools != NULL,
                           jb->start_in_reasoning);
