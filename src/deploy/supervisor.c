@@ -133,5 +133,9 @@ int supervisor_stop(const deploy_config *cfg, double timeout) {
                    (long)st.runner_pid);
         return -1;
     }
+    char *pidfile = deploy_pidfile(cfg); /* the killed runner could not remove it */
+    unlink(pidfile);
+    free(pidfile);
+    printf("%s did not stop within %.0f s: killed it\n", cfg->name, timeout);
     return 0;
 }

@@ -152,6 +152,21 @@ rc=$?
 "$KILN" deploy status alpha >/dev/null 2>&1
 expect_eq "status exit code when stopped" 3 "$?"
 
+# ---- a server that ignores SIGTERM (here: stopped with SIGSTOP) is killed after --timeout ----
+"$KILN" deploy start alpha >/dev/null 2>&1
+timeout 60 "$KILN" deploy watch alpha >/dev/null 2>&1
+na=$(server_pid alpha)
+kill -STOP "$na"
+t0=$(date +%s)
+out=$("$KILN" deploy stop alpha --timeout 2 2>&1)
+t1=$(date +%s)
+[[ "$out" == *"alpha did not stop within 2 s: killed it"*"stopped alpha" ]] && [ $((t1 - t0)) -le 8 ] &&
+    ! alive "$na" && [ ! -e "$KILN_DEPLOY_DIR/alpha/run/kiln.pid" ] &&
+    ok "stop kills what ignores SIGTERM after the timeout" ||
+    not_ok "stop kills what ignores SIGTERM after the timeout" "$out ($((t1 - t0)) s)"
+curl -s --max-time 2 "http://127.0.0.1:$PA/health" >/dev/null && not_ok "the killed server's port is closed" ||
+    ok "the killed server's port is closed"
+
 # ---- a stale pidfile (its process is gone) is noticed and cleared ----
 dead=$($PY -c 'import os; print(os.getpid())')
 echo "$dead" >"$KILN_DEPLOY_DIR/alpha/run/kiln.pid"
