@@ -2,6 +2,7 @@
  * args.c — parsing option values for the verbs, each failure naming the option and the value.
  */
 #include "cli/cli.h"
+#include "deploy/deploy.h"
 #include "engine/engine.h"
 
 #include <errno.h>
@@ -95,4 +96,33 @@ int cli_parse_kv_option(int c, const char *arg, struct kv_cache_opts *o) {
     default:
         return 1;
     }
+}
+
+/* MODEL as DESIGN.md §2 allows: a path (folder or file), or a deployment name whose config's
+ * model_path is used. The result is malloc'd. */
+char *cli_model_path(const char *arg) {
+    if (path_exists(arg)) return xstrdup(arg);
+    if (!deploy_name_valid(arg)) {
+        kiln_error("%s: no such model folder or file", arg);
+        return NULL;
+    }
+    deploy_root root;
+    if (deploy_root_open(NULL, false, &root) != 0) return NULL;
+    char *cfg_path = xasprintf("%s/%s/config.json", root.dir, arg);
+    char *path = NULL;
+    if (!path_exists(cfg_path)) {
+        kiln_error("%s: no such model folder, file or deployment (looked in %s)", arg, root.shown);
+    } else {
+        deploy_diag diag = {0};
+        deploy_config *cfg = deploy_config_load(&root, arg, &diag);
+        if (cfg)
+            path = xstrdup(cfg->model_dir);
+        else
+            kiln_error("%s: %s", cfg_path, diag.n_errors ? diag.errors[0] : "invalid config");
+        deploy_config_free(cfg);
+        diag_free(&diag);
+    }
+    free(cfg_path);
+    deploy_root_free(&root);
+    return path;
 }

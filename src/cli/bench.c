@@ -124,7 +124,9 @@ int cmd_bench(int argc, char **argv) {
         if (c == 'h' || c == '?') return cli_usage(usage);
     }
     if (optind != argc - 1) return cli_usage(usage);
-    model *m = model_load(argv[optind]);
+    char *path = cli_model_path(argv[optind]);
+    model *m = path ? model_load(path) : NULL;
+    free(path);
     if (!m) return cli_fail();
     thread_pool *pool = pool_create(threads);
     int batch = p > 0 ? (p < 512 ? p : 512) : 1;

@@ -22,6 +22,8 @@ int cli_parse_int(const char *opt, const char *text, long long min, long long ma
 int cli_parse_float(const char *opt, const char *text, double min, double max, float *out);
 int cli_parse_int_list(const char *opt, const char *text, int32_t **out, int *n_out);
 
+/* MODEL resolved: a model folder or file as given, or a deployment name's model folder. */
+char *cli_model_path(const char *arg);
 /* The bundled default model's folder (see args.c for where it is looked for). */
 const char *cli_default_model(void);
 

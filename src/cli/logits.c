@@ -65,7 +65,9 @@ int cmd_logits(int argc, char **argv) {
     int32_t *tokens = NULL;
     int n = 0;
     if (cli_parse_int_list("--tokens", tokens_text, &tokens, &n) < 0) return cli_fail();
-    model *m = model_load(argv[optind]);
+    char *path = cli_model_path(argv[optind]);
+    model *m = path ? model_load(path) : NULL;
+    free(path);
     int rc = m ? write_logits(m, tokens, n, threads, out, ko) : -1;
     model_free(m);
     free(tokens);

@@ -18,7 +18,8 @@ static const char *usage =
     "         [--tokenizer FILE] [--chat-template FILE] [--threads N]";
 
 typedef struct run_opts {
-    const char *model_path, *prompt, *system, *tokenizer_path, *template_path;
+    char *model_path; /* resolved (a deployment name becomes its model folder) */
+    const char *prompt, *system, *tokenizer_path, *template_path;
     int max_tokens, threads;
     bool chat;
     sampler_params sp;
@@ -95,7 +96,8 @@ static int parse(int argc, char **argv, run_opts *o) {
         if (rc < 0) return 1;
     }
     if (optind < argc - 1) return 2;
-    o->model_path = optind == argc - 1 ? argv[optind] : cli_default_model();
+    o->model_path = cli_model_path(optind == argc - 1 ? argv[optind] : cli_default_model());
+    if (!o->model_path) return 1;
     return 0;
 }
 
@@ -174,7 +176,8 @@ static int run(const run_opts *o) {
 int cmd_run(int argc, char **argv) {
     run_opts o;
     int rc = parse(argc, argv, &o);
+    if (rc == 0) rc = run(&o) == 0 ? 0 : 1;
+    free(o.model_path);
     if (rc == 2) return cli_usage(usage);
-    if (rc != 0) return cli_fail();
-    return run(&o) == 0 ? 0 : cli_fail();
+    return rc == 0 ? 0 : cli_fail();
 }

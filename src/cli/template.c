@@ -142,7 +142,11 @@ int cmd_template(int argc, char **argv) {
             goto done;
         }
     }
-    if (!(ct = chat_template_load(model, template_path))) goto done;
+    char *model_path = cli_model_path(model);
+    if (!model_path) goto done;
+    ct = chat_template_load(model_path, template_path);
+    free(model_path);
+    if (!ct) goto done;
     if (!(text = chat_template_render(ct, messages, tools, generation_prompt, kwargs))) goto done;
     fwrite(text, 1, strlen(text), stdout);
     rc = fflush(stdout) == 0 ? 0 : 1;

@@ -115,7 +115,10 @@ int cmd_tokenize(int argc, char **argv) {
         }
     }
     if (!model || (!text && !batch && !decode)) return cli_usage(USAGE);
-    tokenizer *t = tokenizer_load(tok_path ? tok_path : model);
+    char *model_path = tok_path ? NULL : cli_model_path(model);
+    if (!tok_path && !model_path) return cli_fail();
+    tokenizer *t = tokenizer_load(tok_path ? tok_path : model_path);
+    free(model_path);
     if (!t) return cli_fail();
     int rc = 0;
     if (batch) {

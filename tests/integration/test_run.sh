@@ -30,3 +30,13 @@ expect_fail "llama2.c checkpoint without tokenizer" "needs --tokenizer" "$KILN" 
 expect_fail "bad temperature" '--temp: "hot"' "$KILN" run "$S/hf" --temp hot
 expect_fail "bad top-p" '--top-p: "2"' "$KILN" run "$S/hf" --top-p 2
 expect_fail "chat without a template" "chat" "$KILN" run "$S/hf" --chat --prompt hi
+
+# MODEL may be a deployment name (DESIGN.md §2): its config's model_path is used.
+mkdir -p "$TMP/site/deploy" && cd "$TMP/site" || exit 1
+"$KILN" deploy new storyteller --model "$S/hf" --port 18931 >/dev/null 2>&1
+out=$("$KILN" run storyteller --temp 0 --max-tokens 256)
+expect_eq "a deployment name runs its model" "$golden" "$out"
+expect_eq "tokenize takes a deployment name" "[1, 403]" "$("$KILN" tokenize storyteller --text Once)"
+expect_fail "an unknown name is refused" "no such model folder, file or deployment" \
+    "$KILN" run nosuch-deployment
+cd "$ROOT" || exit 1
