@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_deploy_service.sh — deployments as real processes under the built-in supervisor: two
-# deployments of stories260K (with a ChatML template) on two ports answer /health and a chat
+# deployments (stories260K with a ChatML template, and the bundled kiln-tiny) on two ports answer /health and a chat
 # completion; list and status show them; a server killed with -9 is back within 5 s; restart
 # changes the pid; starting a running deployment says so; stale pidfiles are noticed; stop
 # closes the port; the logs hold the request lines and rotate by size.
@@ -32,7 +32,7 @@ PA=$(free_port)
 PB=$(free_port)
 [ "$PA" != "$PB" ] || PB=$((PA + 1))
 (cd "$TMP/base" && "$KILN" deploy new alpha --model models/chat --port "$PA" --display-name "Alpha" &&
-    "$KILN" deploy new beta --model models/chat --port "$PB") >/dev/null ||
+    "$KILN" deploy new beta --model "$ROOT/models/kiln-tiny" --port "$PB") >/dev/null ||
     { not_ok "deploy new" "could not create the deployments"; exit 1; }
 
 # a process that exists and is not a zombie (PID 1 here may reap orphans late)
@@ -64,12 +64,18 @@ for pm in "$PA alpha" "$PB beta"; do
     expect_eq "chat completion from $2" "str chat.completion" "$(chat_reply "$1" "$2")"
 done
 
+# beta serves the bundled kiln-tiny: an answer that can be wrong
+ans=$(curl -s --max-time 30 "http://127.0.0.1:$PB/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"messages": [{"role": "user", "content": "What is 27 + 38?"}], "temperature": 0}' |
+    $PY -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["message"]["content"])' 2>&1)
+expect_eq "kiln-tiny deployment answers 27 + 38" "27 + 38 = 65." "$ans"
+
 # ---- list and status show them ----
 list=$("$KILN" deploy list 2>&1)
 pa=$(server_pid alpha)
 grep -Eq "^alpha +Alpha +\./models/chat +127\.0\.0\.1:$PA +supervisor +ready +$pa +[0-9]+s" <<<"$list" &&
     ok "list shows alpha" || not_ok "list shows alpha" "$list"
-grep -Eq "^beta +beta +\./models/chat +127\.0\.0\.1:$PB +supervisor +ready +[0-9]+ " <<<"$list" &&
+grep -Eq "^beta +beta +\S*models/kiln-tiny +127\.0\.0\.1:$PB +supervisor +ready +[0-9]+ " <<<"$list" &&
     ok "list shows beta" || not_ok "list shows beta" "$list"
 status=$("$KILN" deploy status alpha 2>&1)
 rc=$?
