@@ -44,6 +44,11 @@ void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight 
     int64_t tb = X_BLOCK_BYTES / (w->cols * (int64_t)sizeof(float));
     tb = tb < 3 ? 3 : tb - tb % 3;
     j.tokens_per_block = tb > n ? n : (int)tb;
+    /* Dense kernels pack each panel of 16 rows once and run every token over it. */
+    if (!weight_is_quantized(w)) {
+        j.tokens_per_block = n;
+        if (n > 1) j.rows_per_task = (per + 15) & ~(int64_t)15;
+    }
     int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);
     pool_run(pool, matmul_task, &j, n_tasks);
 }
