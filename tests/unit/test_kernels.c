@@ -1,0 +1,191 @@
+/*
+ * test_kernels.c — the dense matmul kernels (portable and AVX2, called through their tables)
+ * against a double-precision reference computed here from the stored weight values: F32, F16
+ * and BF16 weights, odd sizes (tails of the 8-wide loops, partial 16-row panels), 1..7 tokens
+ * (the decode kernel) and more (the packed prefill kernel), row sub-ranges, and op_matmul
+ * through a thread pool. A result may differ from the exact sum only by float rounding: the
+ * bound is the classical n·eps·Σ|w·x| of a length-n float sum.
+ */
+#include "check.h"
+#include "compute/cpu/kernels.h"
+
+static uint64_t rng = 88172645463325252ull;
+
+static float urand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+
+/* A random weight of dtype dt; *exact receives its stored values as doubles. */
+static void *random_weight(enum dtype dt, int64_t rows, int64_t cols, double *exact) {
+    size_t n = (size_t)(rows * cols);
+    void *data = xmalloc(n * dtype_size(dt) + 1);
+    for (size_t i = 0; i < n; i++) {
+        float v = urand();
+        if (dt == DT_F32) {
+            ((float *)data)[i] = v;
+            exact[i] = v;
+        } else if (dt == DT_F16) {
+            ((uint16_t *)data)[i] = f32_to_f16(v);
+            exact[i] = f16_to_f32(((uint16_t *)data)[i]);
+        } else {
+            ((uint16_t *)data)[i] = f32_to_bf16(v);
+            exact[i] = bf16_to_f32(((uint16_t *)data)[i]);
+        }
+    }
+    return data;
+}
+
+#define SENTINEL 12345.0f
+
+/* Runs kernel k on rows [r0, r1) for n tokens and compares with the double reference;
+ * entries outside the row range must stay untouched. Returns the number of mismatches. */
+static int compare(const cpu_kernels *k, enum dtype dt, int64_t rows, int64_t cols, int n,
+                   int64_t r0, int64_t r1) {
+    double *exact = xmalloc((size_t)(rows * cols) * sizeof(double));
+    weight w = {.dtype = dt, .rows = rows, .cols = cols};
+    w.data = random_weight(dt, rows, cols, exact);
+    float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+    for (int64_t i = 0; i < n * cols; i++) x[i] = urand();
+    const int64_t ldy = rows + 3;
+    float *y = xmalloc((size_t)(n * ldy) * sizeof(float));
+    for (int64_t i = 0; i < n * ldy; i++) y[i] = SENTINEL;
+    k->dense_rows(y, ldy, x, n, &w, r0, r1);
+    int bad = 0;
+    for (int t = 0; t < n; t++)
+        for (int64_t r = 0; r < ldy; r++) {
+            float got = y[t * ldy + r];
+            if (r < r0 || r >= r1) {
+                if (got != SENTINEL && bad++ < 3)
+                    printf("    %s %s: wrote outside rows [%lld, %lld) at t=%d r=%lld\n", k->name,
+                           dtype_name(dt), (long long)r0, (long long)r1, t, (long long)r);
+                continue;
+            }
+            double ref = 0, mag = 0;
+            for (int64_t c = 0; c < cols; c++) {
+                ref += exact[r * cols + c] * (double)x[t * cols + c];
+                mag += fabs(exact[r * cols + c] * (double)x[t * cols + c]);
+            }
+            double tol = (double)(cols + 2) * 1.2e-7 * mag + 1e-30;
+            if (!(fabs((double)got - ref) <= tol) && bad++ < 3)
+                printf("    %s %s rows=%lld cols=%lld n=%d: y[%d][%lld] = %.9g, expected %.9g\n",
+                       k->name, dtype_name(dt), (long long)rows, (long long)cols, n, t,
+                       (long long)r, (double)got, ref);
+        }
+    free((void *)w.data);
+    free(exact);
+    free(x);
+    free(y);
+    return bad;
+}
+
+static const enum dtype dtypes[] = {DT_F32, DT_F16, DT_BF16};
+
+static void sweep(const cpu_kernels *k) {
+    static const int64_t shapes[][2] = {{1, 1},   {3, 7},   {5, 8},    {4, 33},  {17, 31},
+                                        {16, 64}, {9, 100}, {33, 257}, {20, 520}};
+    int bad = 0;
+    for (size_t d = 0; d < ARRAY_LEN(dtypes); d++)
+        for (size_t s = 0; s < ARRAY_LEN(shapes); s++) {
+            for (int n = 1; n <= 7; n++)
+                bad += compare(k, dtypes[d], shapes[s][0], shapes[s][1], n, 0, shapes[s][0]);
+            bad += compare(k, dtypes[d], shapes[s][0], shapes[s][1], 13, 0, shapes[s][0]);
+        }
+    CHECK_MSG(bad == 0, "%s: %d mismatches", k->name, bad);
+}
+
+static void sub_ranges(const cpu_kernels *k) {
+    int bad = 0;
+    for (size_t d = 0; d < ARRAY_LEN(dtypes); d++) {
+        bad += compare(k, dtypes[d], 40, 72, 1, 3, 29);
+        bad += compare(k, dtypes[d], 40, 72, 2, 16, 40);
+        bad += compare(k, dtypes[d], 40, 72, 11, 5, 38);
+        bad += compare(k, dtypes[d], 40, 72, 20, 16, 32);
+    }
+    CHECK_MSG(bad == 0, "%s: %d mismatches", k->name, bad);
+}
+
+static void portable_dense(void) {
+    sweep(&cpu_kernels_portable);
+    sub_ranges(&cpu_kernels_portable);
+}
+
+static bool has_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+}
+
+static void avx2_dense(void) {
+    if (!has_avx2()) return; /* nothing to compare on this CPU */
+    sweep(&cpu_kernels_avx2);
+    sub_ranges(&cpu_kernels_avx2);
+}
+
+/* Both tables' dot and axpy against doubles, over lengths that hit every tail. */
+static void dot_and_axpy(void) {
+    const cpu_kernels *tables[] = {&cpu_kernels_portable, has_avx2() ? &cpu_kernels_avx2 : NULL};
+    float a[67], b[67], y[67];
+    for (int i = 0; i < 67; i++) a[i] = urand(), b[i] = urand();
+    for (size_t k = 0; k < ARRAY_LEN(tables); k++) {
+        if (!tables[k]) continue;
+        for (int n = 0; n <= 67; n++) {
+            double ref = 0, mag = 0;
+            for (int i = 0; i < n; i++)
+                ref += (double)a[i] * b[i], mag += fabs((double)a[i] * b[i]);
+            float got = tables[k]->dot(a, b, n);
+            CHECK_MSG(fabs(got - ref) <= (n + 2) * 1.2e-7 * mag, "%s dot n=%d: %g vs %g",
+                      tables[k]->name, n, (double)got, ref);
+            for (int i = 0; i < n; i++) y[i] = b[i];
+            tables[k]->axpy(y, 0.75f, a, n);
+            for (int i = 0; i < n; i++)
+                CHECK_MSG(fabs(y[i] - (b[i] + 0.75 * a[i])) <= 2.4e-7 * (fabs(b[i]) + fabs(a[i])),
+                          "%s axpy n=%d i=%d", tables[k]->name, n, i);
+        }
+    }
+}
+
+/* op_matmul splits rows over threads: every row of y, for every token, must be the
+ * portable kernel's (within rounding), whatever the split. */
+static void matmul_through_pool(void) {
+    thread_pool *pool = pool_create(3);
+    static const int tokens[] = {1, 2, 5, 6, 7, 19};
+    int bad = 0;
+    for (size_t d = 0; d < ARRAY_LEN(dtypes); d++)
+        for (size_t ti = 0; ti < ARRAY_LEN(tokens); ti++) {
+            const int n = tokens[ti];
+            const int64_t rows = 203, cols = 136;
+            double *exact = xmalloc((size_t)(rows * cols) * sizeof(double));
+            weight w = {.dtype = dtypes[d], .rows = rows, .cols = cols};
+            w.data = random_weight(dtypes[d], rows, cols, exact);
+            float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+            float *y = xmalloc((size_t)(n * rows) * sizeof(float));
+            for (int64_t i = 0; i < n * cols; i++) x[i] = urand();
+            op_matmul(pool, y, x, n, &w);
+            for (int t = 0; t < n; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t c = 0; c < cols; c++) {
+                        double p = exact[r * cols + c] * (double)x[t * cols + c];
+                        ref += p, mag += fabs(p);
+                    }
+                    if (!(fabs(y[t * rows + r] - ref) <= (cols + 2) * 1.2e-7 * mag)) bad++;
+                }
+            free((void *)w.data);
+            free(exact);
+            free(x);
+            free(y);
+        }
+    CHECK_MSG(bad == 0, "op_matmul (%s): %d mismatches", compute_isa(), bad);
+    pool_destroy(pool);
+}
+
+int main(void) {
+    RUN(portable_dense);
+    RUN(avx2_dense);
+    RUN(dot_and_axpy);
+    RUN(matmul_through_pool);
+    return CHECK_DONE();
+}
