@@ -12,7 +12,7 @@ OPT     ?= -O2
 PKGS    := jansson libmicrohttpd libpcre2-8 libutf8proc
 
 CFLAGS  += -std=gnu11 -D_GNU_SOURCE $(OPT) -g -pthread -Wall -Wextra -Werror -Wshadow -Wvla \
-           -Wno-missing-field-initializers -Isrc $(SANITIZE) \
+           -Wno-missing-field-initializers -Isrc $(SANITIZE) -DKILN_SOURCE_DIR='"$(CURDIR)"' \
            $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lm -pthread
 LDFLAGS += $(SANITIZE)
@@ -80,12 +80,17 @@ lint:
 format:
 	clang-format -i $$(find src tests/unit bench -name '*.[ch]')
 
-serve: $(BUILD)/kiln
+DEFAULT_MODEL ?= models/kiln-tiny
+
+serve:
+	@tools/setup.sh
+	@$(MAKE) --no-print-directory all
 	$(BUILD)/kiln serve $(DEFAULT_MODEL) --host 127.0.0.1 --port 8000
 
 install: $(BUILD)/kiln
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/kiln/models
 	install -m 755 $(BUILD)/kiln $(DESTDIR)$(PREFIX)/bin/kiln
+	if [ -d models/kiln-tiny ]; then cp -r models/kiln-tiny $(DESTDIR)$(PREFIX)/share/kiln/models/; fi
 
 clean:
 	rm -rf build

@@ -32,8 +32,8 @@ run_one() { # name, command...
     if [ "$f" -gt 0 ] || [ -n "${VERBOSE:-}" ]; then
         echo "== $name"
         grep -v '^ok - ' <<<"$out" | tail -n 40
-        failures+=("$name")
     fi
+    [ "$f" -gt 0 ] && failures+=("$name")
     printf '%-50s %3d passed, %d failed\n' "$name" "$p" "$f"
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int cli_parse_int(const char *opt, const char *text, long long min, long long max, int *out) {
     char *end;
@@ -56,4 +57,22 @@ int cli_parse_int_list(const char *opt, const char *text, int32_t **out, int *n_
     *out = ids;
     *n_out = n;
     return 0;
+}
+
+/* The bundled model: $KILN_MODEL, else beside an installed binary (PREFIX/share/kiln/models),
+ * else in the source tree the binary was built from. */
+const char *cli_default_model(void) {
+    static char path[4096];
+    const char *env = getenv("KILN_MODEL");
+    if (env && *env) return env;
+    char exe[3000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) *slash = 0;
+        snprintf(path, sizeof path, "%s/../share/kiln/models/kiln-tiny", exe);
+        if (is_directory(path)) return path;
+    }
+    return KILN_SOURCE_DIR "/models/kiln-tiny";
 }

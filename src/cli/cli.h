@@ -22,6 +22,9 @@ int cli_parse_int(const char *opt, const char *text, long long min, long long ma
 int cli_parse_float(const char *opt, const char *text, double min, double max, float *out);
 int cli_parse_int_list(const char *opt, const char *text, int32_t **out, int *n_out);
 
+/* The bundled default model's folder (see args.c for where it is looked for). */
+const char *cli_default_model(void);
+
 /* Prints "kiln VERB: usage..." to stderr and returns 2. */
 int cli_usage(const char *usage);
 
