@@ -72,6 +72,14 @@ void op_add(float *y, const float *x, int n); /* y += x */
 void op_softmax(float *x, int n);
 float op_dot(const float *a, const float *b, int n);
 void op_axpy(float *y, float a, const float *x, int n); /* y += a·x */
+/* One step of online-softmax attention for query q[hd] over `run` positions whose keys and
+ * values are k[run][hd] and v[run][hd]: with scores s = scale·q·k, raises *max to the largest
+ * score seen, rescales acc[hd] and *sum to it, then adds Σ exp(s - *max)·v to acc and
+ * Σ exp(s - *max) to *sum. Start with *max = -INFINITY, *sum = 0, acc = 0; the attention
+ * output is acc / *sum. run is at most OP_ATTEND_MAX_RUN. */
+#define OP_ATTEND_MAX_RUN 64
+void op_attend(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+               int run, int hd, float scale);
 
 /* Instruction set in use ("avx512", "avx2", "portable"); KILN_ISA=portable forces the fallback. */
 const char *compute_isa(void);

@@ -71,9 +71,7 @@ typedef struct attention_job {
 } attention_job;
 
 /* One (entry, head): online softmax over the sequence's cached positions, a run of up to
- * ATT_RUN positions of one KV block at a time: scores first (one block lookup and one max
- * per run), then one rescale of the accumulator and the weighted sum of V. */
-#define ATT_RUN 64
+ * OP_ATTEND_MAX_RUN positions of one KV block at a time. */
 static void attention_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     const attention_job *j = ctx;
@@ -88,31 +86,16 @@ static void attention_task(void *ctx, int task, int n_tasks) {
     int start = 0;
     if (c->sliding_window > 0 && e->pos - c->sliding_window + 1 > 0)
         start = e->pos - c->sliding_window + 1;
-    float acc[MAX_HEAD_DIM] = {0}, s[ATT_RUN];
+    float acc[MAX_HEAD_DIM] __attribute__((aligned(32))) = {0};
     float max = -INFINITY, sum = 0;
     for (int p = start; p <= e->pos;) {
         int in_block = p % bs, run = bs - in_block;
         if (run > e->pos + 1 - p) run = e->pos + 1 - p;
-        if (run > ATT_RUN) run = ATT_RUN;
+        if (run > OP_ATTEND_MAX_RUN) run = OP_ATTEND_MAX_RUN;
         int block = kv_block_of(j->kv, e->seq, p);
         const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
         const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
-        float run_max = -INFINITY;
-        for (int r = 0; r < run; r++) {
-            s[r] = op_dot(q, k + (size_t)r * hd, hd) * scale;
-            if (s[r] > run_max) run_max = s[r];
-        }
-        if (run_max > max) {
-            float f = expf(max - run_max);
-            for (int d = 0; d < hd; d++) acc[d] *= f;
-            sum *= f;
-            max = run_max;
-        }
-        for (int r = 0; r < run; r++) {
-            float w = expf(s[r] - max);
-            sum += w;
-            op_axpy(acc, w, v + (size_t)r * hd, hd);
-        }
+        op_attend(acc, &max, &sum, q, k, v, run, hd, scale);
         p += run;
     }
     for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;

@@ -107,6 +107,8 @@ static void sub_ranges(const cpu_kernels *k) {
     CHECK_MSG(bad == 0, "%s: %d mismatches", k->name, bad);
 }
 
+static bool has_avx2(void);
+
 static void portable_dense(void) {
     sweep(&cpu_kernels_portable);
     sub_ranges(&cpu_kernels_portable);
@@ -145,6 +147,54 @@ static void dot_and_axpy(void) {
                           "%s axpy n=%d i=%d", tables[k]->name, n, i);
         }
     }
+}
+
+/* Attention over `len` positions fed to the kernel in runs of `run_len`, against softmax in
+ * doubles. Scores are spread wide (×3) so the running max moves and rescaling is exercised. */
+static int attend_case(const cpu_kernels *k, int hd, int len, int run_len) {
+    float *q = xmalloc((size_t)hd * sizeof(float)), *acc = xcalloc((size_t)hd, sizeof(float));
+    float *keys = xmalloc((size_t)(len * hd) * sizeof(float));
+    float *vals = xmalloc((size_t)(len * hd) * sizeof(float));
+    double *sc = xmalloc((size_t)len * sizeof(double));
+    for (int i = 0; i < hd; i++) q[i] = 3 * urand();
+    for (int i = 0; i < len * hd; i++) keys[i] = urand(), vals[i] = urand();
+    const float scale = 1.0f / sqrtf((float)hd);
+    float max = -INFINITY, sum = 0;
+    for (int p = 0; p < len; p += run_len) {
+        int run = len - p < run_len ? len - p : run_len;
+        k->attend(acc, &max, &sum, q, keys + (size_t)p * hd, vals + (size_t)p * hd, run, hd, scale);
+    }
+    double smax = -INFINITY, ssum = 0;
+    for (int p = 0; p < len; p++) {
+        sc[p] = 0;
+        for (int d = 0; d < hd; d++) sc[p] += (double)q[d] * keys[p * hd + d];
+        sc[p] *= scale;
+        if (sc[p] > smax) smax = sc[p];
+    }
+    for (int p = 0; p < len; p++) ssum += sc[p] = exp(sc[p] - smax);
+    int bad = 0;
+    for (int d = 0; d < hd; d++) {
+        double ref = 0;
+        for (int p = 0; p < len; p++) ref += sc[p] / ssum * vals[p * hd + d];
+        double got = acc[d] / sum;
+        if (!(fabs(got - ref) <= 2e-5) && bad++ < 3)
+            printf("    %s attend hd=%d len=%d run=%d: out[%d] = %.7g, expected %.7g\n", k->name,
+                   hd, len, run_len, d, got, ref);
+    }
+    free(q), free(acc), free(keys), free(vals), free(sc);
+    return bad;
+}
+
+static void attend_matches_softmax(void) {
+    const cpu_kernels *tables[] = {&cpu_kernels_portable, has_avx2() ? &cpu_kernels_avx2 : NULL};
+    static const int hds[] = {6, 8, 64, 72, 128, 256};
+    static const int lens[][2] = {{1, 1}, {7, 16}, {9, 4}, {40, 64}, {150, 16}, {150, 64}};
+    int bad = 0;
+    for (size_t t = 0; t < ARRAY_LEN(tables); t++)
+        for (size_t h = 0; tables[t] && h < ARRAY_LEN(hds); h++)
+            for (size_t l = 0; l < ARRAY_LEN(lens); l++)
+                bad += attend_case(tables[t], hds[h], lens[l][0], lens[l][1]);
+    CHECK_MSG(bad == 0, "%d mismatches", bad);
 }
 
 /* op_matmul splits rows over threads: every row of y, for every token, must be the
@@ -186,6 +236,7 @@ int main(void) {
     RUN(portable_dense);
     RUN(avx2_dense);
     RUN(dot_and_axpy);
+    RUN(attend_matches_softmax);
     RUN(matmul_through_pool);
     return CHECK_DONE();
 }

@@ -17,6 +17,9 @@ typedef struct cpu_kernels {
     void (*quant_rows)(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                        int64_t r1);
     float (*dot)(const float *a, const float *b, int n);
+    /* One online-softmax step of attention (see op_attend in compute.h). */
+    void (*attend)(float *acc, float *max, float *sum, const float *q, const float *k,
+                   const float *v, int run, int hd, float scale);
     void (*axpy)(float *y, float a, const float *x, int n);
 } cpu_kernels;
 
@@ -24,6 +27,11 @@ extern const cpu_kernels cpu_kernels_portable;
 extern const cpu_kernels cpu_kernels_avx2;
 const cpu_kernels *cpu_kernels_get(void);
 
+/* Portable attention step (the reference for SIMD variants). */
+void attend_portable(float *acc, float *max, float *sum, const float *q, const float *k,
+                     const float *v, int run, int hd, float scale);
+void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+                 int run, int hd, float scale);
 /* Portable reference for quantized rows (dequantizes a group at a time). */
 void quant_rows_portable(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                          int64_t r1);

@@ -51,6 +51,11 @@ float op_dot(const float *a, const float *b, int n) {
     return cpu_kernels_get()->dot(a, b, n);
 }
 
+void op_attend(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+               int run, int hd, float scale) {
+    cpu_kernels_get()->attend(acc, max, sum, q, k, v, run, hd, scale);
+}
+
 void op_axpy(float *y, float a, const float *x, int n) {
     cpu_kernels_get()->axpy(y, a, x, n);
 }

@@ -1,0 +1,122 @@
+/*
+ * attention_avx2.c — the attention step (op_attend) with AVX2+FMA: scores as 8-wide dot
+ * products, exp over 8 scores at a time (a Cephes-style polynomial, within 2 ulp of expf), and
+ * the weighted sum of V with the accumulator held in registers 64 floats at a time. Head
+ * sizes that are not a multiple of 8 take the portable path.
+ */
+#include "compute/cpu/kernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* exp(x) for x <= 0 (softmax weights): 2^n · p(r) with x = n·ln2 + r, |r| <= ln2/2. */
+ALWAYS_INLINE __m256 exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+ALWAYS_INLINE float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* acc[0 .. 8·NV) += Σ_r w[r] · v[r][0 .. 8·NV), the accumulator in registers. */
+ALWAYS_INLINE void weighted_sum(float *acc, const float *w, const float *v, int run, int hd,
+                                const int NV) {
+    __m256 a[8];
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) a[i] = _mm256_loadu_ps(acc + 8 * i);
+    for (int r = 0; r < run; r++) {
+        __m256 wr = _mm256_broadcast_ss(w + r);
+        const float *vr = v + (size_t)r * hd;
+#pragma GCC unroll 8
+        for (int i = 0; i < NV; i++) a[i] = _mm256_fmadd_ps(wr, _mm256_loadu_ps(vr + 8 * i), a[i]);
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < NV; i++) _mm256_storeu_ps(acc + 8 * i, a[i]);
+}
+
+void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+                 int run, int hd, float scale) {
+    if (hd % 8 != 0 || run > OP_ATTEND_MAX_RUN) {
+        attend_portable(acc, max, sum, q, k, v, run, hd, scale);
+        return;
+    }
+    float s[OP_ATTEND_MAX_RUN + 8] __attribute__((aligned(32)));
+    float run_max = -INFINITY;
+    for (int r = 0; r < run; r++) {
+        const float *kr = k + (size_t)r * hd;
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+        int d = 0;
+        for (; d + 16 <= hd; d += 16) {
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a0);
+            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_loadu_ps(kr + d + 8), a1);
+        }
+        if (d < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a0);
+        s[r] = hsum(_mm256_add_ps(a0, a1)) * scale;
+        if (s[r] > run_max) run_max = s[r];
+    }
+    if (run_max > *max) {
+        float f = expf(*max - run_max);
+        __m256 fv = _mm256_set1_ps(f);
+        for (int d = 0; d < hd; d += 8)
+            _mm256_storeu_ps(acc + d, _mm256_mul_ps(fv, _mm256_loadu_ps(acc + d)));
+        *sum *= f;
+        *max = run_max;
+    }
+    __m256 m = _mm256_set1_ps(*max), total = _mm256_setzero_ps();
+    int r = 0;
+    for (; r + 8 <= run; r += 8) {
+        __m256 w = exp8(_mm256_sub_ps(_mm256_load_ps(s + r), m));
+        _mm256_store_ps(s + r, w);
+        total = _mm256_add_ps(total, w);
+    }
+    float tail = 0;
+    for (; r < run; r++) tail += s[r] = expf(s[r] - *max);
+    *sum += hsum(total) + tail;
+    for (int d = 0; d < hd; d += 64) {
+        switch ((hd - d) / 8 < 8 ? (hd - d) / 8 : 8) {
+        case 8:
+            weighted_sum(acc + d, s, v + d, run, hd, 8);
+            break;
+        case 7:
+            weighted_sum(acc + d, s, v + d, run, hd, 7);
+            break;
+        case 6:
+            weighted_sum(acc + d, s, v + d, run, hd, 6);
+            break;
+        case 5:
+            weighted_sum(acc + d, s, v + d, run, hd, 5);
+            break;
+        case 4:
+            weighted_sum(acc + d, s, v + d, run, hd, 4);
+            break;
+        case 3:
+            weighted_sum(acc + d, s, v + d, run, hd, 3);
+            break;
+        case 2:
+            weighted_sum(acc + d, s, v + d, run, hd, 2);
+            break;
+        default:
+            weighted_sum(acc + d, s, v + d, run, hd, 1);
+            break;
+        }
+    }
+}
