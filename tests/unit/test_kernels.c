@@ -177,7 +177,7 @@ static int attend_case(const cpu_kernels *k, int hd, int len, int run_len) {
         double ref = 0;
         for (int p = 0; p < len; p++) ref += sc[p] / ssum * vals[p * hd + d];
         double got = acc[d] / sum;
-        if (!(fabs(got - ref) <= 2e-5) && bad++ < 3)
+        if (!(fabs(got - ref) <= 2e-6) && bad++ < 3)
             printf("    %s attend hd=%d len=%d run=%d: out[%d] = %.7g, expected %.7g\n", k->name,
                    hd, len, run_len, d, got, ref);
     }
