@@ -59,6 +59,12 @@ void to_f32(float *dst, const void *src, enum dtype t, size_t n);
 /* ---- ops (CPU) ---- */
 /* y[n, w->rows] = x[n, w->cols] · wᵀ, on all threads of pool (may be NULL). */
 void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w);
+/* y[i] = x · w[i]ᵀ for i < count (at most OP_MATMUL_MAX_FUSED) in one parallel pass; every
+ * w[i] has x's w->cols columns. Saves a thread barrier per extra weight (decode does ~100 a
+ * token, and a core shared with other processes makes each one costly). */
+#define OP_MATMUL_MAX_FUSED 4
+void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
+                     const weight *const *w, int count);
 /* out[w->cols] = row `row` of w, dequantized (embedding lookup). */
 void op_embedding(float *out, const weight *w, int64_t row);
 /* y = x / rms(x) * g (g may be NULL); y may alias x. */

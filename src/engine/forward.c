@@ -63,6 +63,16 @@ static void linear(forward_state *fs, float *y, const float *x, int n, const wei
         for (int i = 0; i < n; i++) op_add(y + (size_t)i * w->rows, bias, (int)w->rows);
 }
 
+/* Several linears of the same input in one parallel pass (q/k/v; gate/up). */
+static void linear_fused(forward_state *fs, float *const *y, const float *x, int n,
+                         const weight *const *w, const float *const *bias, int count) {
+    op_matmul_fused(fs->pool, y, x, n, w, count);
+    for (int k = 0; k < count; k++)
+        if (bias[k])
+            for (int i = 0; i < n; i++)
+                op_add(y[k] + (size_t)i * w[k]->rows, bias[k], (int)w[k]->rows);
+}
+
 typedef struct attention_job {
     forward_state *fs;
     const kv_cache *kv;
@@ -109,9 +119,9 @@ static void attention_block(forward_state *fs, kv_cache *kv, const batch_entry *
     for (int i = 0; i < n; i++)
         op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->attn_norm, c->dim,
                    c->norm_eps);
-    linear(fs, fs->q, fs->xb, n, &w->wq, w->bq);
-    linear(fs, fs->k, fs->xb, n, &w->wk, w->bk);
-    linear(fs, fs->v, fs->xb, n, &w->wv, w->bv);
+    linear_fused(fs, (float *[]){fs->q, fs->k, fs->v}, fs->xb, n,
+                 (const weight *[]){&w->wq, &w->wk, &w->wv}, (const float *[]){w->bq, w->bk, w->bv},
+                 3);
     const int bs = kv_cache_block_size(kv);
     for (int i = 0; i < n; i++) {
         float *q = fs->q + (size_t)i * q_dim, *k = fs->k + (size_t)i * kv_dim;
@@ -144,8 +154,9 @@ static void mlp_block(forward_state *fs, int n, int l) {
     for (int i = 0; i < n; i++)
         op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->ffn_norm, c->dim,
                    c->norm_eps);
-    linear(fs, fs->hb, fs->xb, n, &w->w_gate, w->b_gate);
-    linear(fs, fs->hb2, fs->xb, n, &w->w_up, w->b_up);
+    linear_fused(fs, (float *[]){fs->hb, fs->hb2}, fs->xb, n,
+                 (const weight *[]){&w->w_gate, &w->w_up}, (const float *[]){w->b_gate, w->b_up},
+                 2);
     op_silu_mul(fs->hb, fs->hb2, n * c->hidden_dim);
     linear(fs, fs->xb, fs->hb, n, &w->w_down, w->b_down);
     for (int i = 0; i < n; i++)

@@ -232,11 +232,49 @@ static void matmul_through_pool(void) {
     pool_destroy(pool);
 }
 
+/* op_matmul_fused: three weights of different dtypes and heights over one x in one pass must
+ * each give what the double reference gives. */
+static void fused_matmul(void) {
+    thread_pool *pool = pool_create(2);
+    const int64_t cols = 72, rows[3] = {40, 9, 131};
+    const int n = 7;
+    double *exact[3];
+    weight w[3];
+    float *y[3];
+    float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+    for (int64_t i = 0; i < n * cols; i++) x[i] = urand();
+    for (int i = 0; i < 3; i++) {
+        exact[i] = xmalloc((size_t)(rows[i] * cols) * sizeof(double));
+        w[i] = (weight){.dtype = dtypes[i], .rows = rows[i], .cols = cols};
+        w[i].data = random_weight(dtypes[i], rows[i], cols, exact[i]);
+        y[i] = xmalloc((size_t)(n * rows[i]) * sizeof(float));
+    }
+    for (int tokens = 1; tokens <= n; tokens += n - 1) {
+        op_matmul_fused(pool, y, x, tokens, (const weight *[]){&w[0], &w[1], &w[2]}, 3);
+        int bad = 0;
+        for (int i = 0; i < 3; i++)
+            for (int t = 0; t < tokens; t++)
+                for (int64_t r = 0; r < rows[i]; r++) {
+                    double ref = 0, mag = 0;
+                    for (int64_t c = 0; c < cols; c++) {
+                        double p = exact[i][r * cols + c] * (double)x[t * cols + c];
+                        ref += p, mag += fabs(p);
+                    }
+                    if (!(fabs(y[i][t * rows[i] + r] - ref) <= (cols + 2) * 1.2e-7 * mag)) bad++;
+                }
+        CHECK_MSG(bad == 0, "%d tokens: %d mismatches", tokens, bad);
+    }
+    for (int i = 0; i < 3; i++) free((void *)w[i].data), free(exact[i]), free(y[i]);
+    free(x);
+    pool_destroy(pool);
+}
+
 int main(void) {
     RUN(portable_dense);
     RUN(avx2_dense);
     RUN(dot_and_axpy);
     RUN(attend_matches_softmax);
     RUN(matmul_through_pool);
+    RUN(fused_matmul);
     return CHECK_DONE();
 }
