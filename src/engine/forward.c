@@ -111,56 +111,95 @@ static void attention_task(void *ctx, int task, int n_tasks) {
     for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;
 }
 
+/* The per-token steps between matmuls, run over chunks of the batch on all threads (a prompt
+ * chunk of 512 tokens would otherwise leave the other cores idle through them). */
+typedef struct token_job {
+    forward_state *fs;
+    kv_cache *kv;
+    const batch_entry *batch;
+    const float *norm; /* attn_norm or ffn_norm */
+    int layer, n;
+    void (*step)(const struct token_job *j, int i);
+} token_job;
+
+static void token_task(void *ctx, int task, int n_tasks) {
+    const token_job *j = ctx;
+    for (int i = task * j->n / n_tasks; i < (task + 1) * j->n / n_tasks; i++) j->step(j, i);
+}
+
+static void per_token(token_job *j, int n, void (*step)(const token_job *, int)) {
+    j->n = n;
+    j->step = step;
+    int chunks = 4 * pool_size(j->fs->pool);
+    pool_run(j->fs->pool, token_task, j, n < chunks ? n : chunks);
+}
+
+static void norm_step(const token_job *j, int i) { /* xb = rmsnorm(x) */
+    const model_config *c = &j->fs->m->cfg;
+    op_rmsnorm(j->fs->xb + (size_t)i * c->dim, j->fs->x + (size_t)i * c->dim, j->norm, c->dim,
+               c->norm_eps);
+}
+
+static void residual_step(const token_job *j, int i) { /* x += xb */
+    const int dim = j->fs->m->cfg.dim;
+    op_add(j->fs->x + (size_t)i * dim, j->fs->xb + (size_t)i * dim, dim);
+}
+
+static void silu_step(const token_job *j, int i) { /* hb = silu(hb) * hb2 */
+    const size_t h = (size_t)j->fs->m->cfg.hidden_dim;
+    op_silu_mul(j->fs->hb + i * h, j->fs->hb2 + i * h, (int)h);
+}
+
+/* q/k norms (Qwen3), rotary embedding, then K and V into the cache. */
+static void rope_store_step(const token_job *j, int i) {
+    const model_config *c = &j->fs->m->cfg;
+    const layer_weights *w = &j->fs->m->layers[j->layer];
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+    float *q = j->fs->q + (size_t)i * q_dim, *k = j->fs->k + (size_t)i * kv_dim;
+    const float *v = j->fs->v + (size_t)i * kv_dim;
+    if (c->qk_norm) {
+        for (int h = 0; h < c->n_heads; h++)
+            op_rmsnorm(q + h * hd, q + h * hd, w->q_norm, hd, c->norm_eps);
+        for (int h = 0; h < c->n_kv_heads; h++)
+            op_rmsnorm(k + h * hd, k + h * hd, w->k_norm, hd, c->norm_eps);
+    }
+    const batch_entry *e = &j->batch[i];
+    op_rope(q, c->n_heads, hd, e->pos, j->fs->m->inv_freq, c->rope_interleaved);
+    op_rope(k, c->n_kv_heads, hd, e->pos, j->fs->m->inv_freq, c->rope_interleaved);
+    int block = kv_block_of(j->kv, e->seq, e->pos);
+    size_t slot = (size_t)(e->pos % kv_cache_block_size(j->kv)) * hd;
+    for (int h = 0; h < c->n_kv_heads; h++) {
+        memcpy(kv_k(j->kv, block, j->layer, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
+        memcpy(kv_v(j->kv, block, j->layer, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
+    }
+}
+
 static void attention_block(forward_state *fs, kv_cache *kv, const batch_entry *batch, int n,
                             int l) {
     const model_config *c = &fs->m->cfg;
     const layer_weights *w = &fs->m->layers[l];
-    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
-    for (int i = 0; i < n; i++)
-        op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->attn_norm, c->dim,
-                   c->norm_eps);
+    token_job tj = {.fs = fs, .kv = kv, .batch = batch, .norm = w->attn_norm, .layer = l};
+    per_token(&tj, n, norm_step);
     linear_fused(fs, (float *[]){fs->q, fs->k, fs->v}, fs->xb, n,
                  (const weight *[]){&w->wq, &w->wk, &w->wv}, (const float *[]){w->bq, w->bk, w->bv},
                  3);
-    const int bs = kv_cache_block_size(kv);
-    for (int i = 0; i < n; i++) {
-        float *q = fs->q + (size_t)i * q_dim, *k = fs->k + (size_t)i * kv_dim;
-        const float *v = fs->v + (size_t)i * kv_dim;
-        if (c->qk_norm) {
-            for (int h = 0; h < c->n_heads; h++)
-                op_rmsnorm(q + h * hd, q + h * hd, w->q_norm, hd, c->norm_eps);
-            for (int h = 0; h < c->n_kv_heads; h++)
-                op_rmsnorm(k + h * hd, k + h * hd, w->k_norm, hd, c->norm_eps);
-        }
-        op_rope(q, c->n_heads, hd, batch[i].pos, fs->m->inv_freq, c->rope_interleaved);
-        op_rope(k, c->n_kv_heads, hd, batch[i].pos, fs->m->inv_freq, c->rope_interleaved);
-        int block = kv_block_of(kv, batch[i].seq, batch[i].pos);
-        size_t slot = (size_t)(batch[i].pos % bs) * hd;
-        for (int h = 0; h < c->n_kv_heads; h++) {
-            memcpy(kv_k(kv, block, l, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
-            memcpy(kv_v(kv, block, l, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
-        }
-    }
+    per_token(&tj, n, rope_store_step);
     attention_job job = {.fs = fs, .kv = kv, .batch = batch, .layer = l};
     pool_run(fs->pool, attention_task, &job, n * c->n_heads);
     linear(fs, fs->xb, fs->att, n, &w->wo, w->bo);
-    for (int i = 0; i < n; i++)
-        op_add(fs->x + (size_t)i * c->dim, fs->xb + (size_t)i * c->dim, c->dim);
+    per_token(&tj, n, residual_step);
 }
 
 static void mlp_block(forward_state *fs, int n, int l) {
-    const model_config *c = &fs->m->cfg;
     const layer_weights *w = &fs->m->layers[l];
-    for (int i = 0; i < n; i++)
-        op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->ffn_norm, c->dim,
-                   c->norm_eps);
+    token_job tj = {.fs = fs, .norm = w->ffn_norm, .layer = l};
+    per_token(&tj, n, norm_step);
     linear_fused(fs, (float *[]){fs->hb, fs->hb2}, fs->xb, n,
                  (const weight *[]){&w->w_gate, &w->w_up}, (const float *[]){w->b_gate, w->b_up},
                  2);
-    op_silu_mul(fs->hb, fs->hb2, n * c->hidden_dim);
+    per_token(&tj, n, silu_step);
     linear(fs, fs->xb, fs->hb, n, &w->w_down, w->b_down);
-    for (int i = 0; i < n; i++)
-        op_add(fs->x + (size_t)i * c->dim, fs->xb + (size_t)i * c->dim, c->dim);
+    per_token(&tj, n, residual_step);
 }
 
 static int check_batch(const forward_state *fs, const kv_cache *kv, const batch_entry *b, int n) {

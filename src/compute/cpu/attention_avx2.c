@@ -1,7 +1,8 @@
 /*
  * attention_avx2.c — the attention step (op_attend) with AVX2+FMA: scores as 8-wide dot
  * products, exp over 8 scores at a time (a Cephes-style polynomial, within 2 ulp of expf), and
- * the weighted sum of V with the accumulator held in registers 64 floats at a time. Head
+ * the weighted sum of V with the accumulator held in registers 64 floats at a time. Scores
+ * go four positions at a time, so each slice of q is loaded once per four keys. Head
  * sizes that are not a multiple of 8 take the portable path.
  */
 #include "compute/cpu/kernels.h"
@@ -61,16 +62,30 @@ void attend_avx2(float *acc, float *max, float *sum, const float *q, const float
     }
     float s[OP_ATTEND_MAX_RUN + 8] __attribute__((aligned(32)));
     float run_max = -INFINITY;
-    for (int r = 0; r < run; r++) {
-        const float *kr = k + (size_t)r * hd;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        int d = 0;
-        for (; d + 16 <= hd; d += 16) {
-            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a0);
-            a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_loadu_ps(kr + d + 8), a1);
+    int r = 0;
+    /* Four positions at a time: each q slice loaded once, one reduction for four scores. */
+    for (; r + 4 <= run; r += 4) {
+        const float *k0 = k + (size_t)r * hd;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        for (int d = 0; d < hd; d += 8) {
+            __m256 qv = _mm256_loadu_ps(q + d);
+            a0 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + d), a0);
+            a1 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + hd + d), a1);
+            a2 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 2 * hd + d), a2);
+            a3 = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k0 + 3 * hd + d), a3);
         }
-        if (d < hd) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a0);
-        s[r] = hsum(_mm256_add_ps(a0, a1)) * scale;
+        __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+        __m128 four = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        _mm_storeu_ps(s + r, _mm_mul_ps(four, _mm_set1_ps(scale)));
+        for (int i = 0; i < 4; i++)
+            if (s[r + i] > run_max) run_max = s[r + i];
+    }
+    for (; r < run; r++) {
+        const float *kr = k + (size_t)r * hd;
+        __m256 a0 = _mm256_setzero_ps();
+        for (int d = 0; d < hd; d += 8)
+            a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(kr + d), a0);
+        s[r] = hsum(a0) * scale;
         if (s[r] > run_max) run_max = s[r];
     }
     if (run_max > *max) {
@@ -82,8 +97,7 @@ void attend_avx2(float *acc, float *max, float *sum, const float *q, const float
         *max = run_max;
     }
     __m256 m = _mm256_set1_ps(*max), total = _mm256_setzero_ps();
-    int r = 0;
-    for (; r + 8 <= run; r += 8) {
+    for (r = 0; r + 8 <= run; r += 8) {
         __m256 w = exp8(_mm256_sub_ps(_mm256_load_ps(s + r), m));
         _mm256_store_ps(s + r, w);
         total = _mm256_add_ps(total, w);
