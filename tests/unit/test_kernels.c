@@ -197,6 +197,25 @@ static void attend_matches_softmax(void) {
     CHECK_MSG(bad == 0, "%d mismatches", bad);
 }
 
+/* silu(a)·b of both tables against doubles, over a range that reaches exp's clamps. */
+static void silu_matches(void) {
+    const cpu_kernels *tables[] = {&cpu_kernels_portable, has_avx2() ? &cpu_kernels_avx2 : NULL};
+    enum { N = 1003 };
+    static float a[N], b[N], orig[N];
+    for (int i = 0; i < N; i++) orig[i] = (i - N / 2) * 0.2f, b[i] = urand();
+    for (size_t t = 0; t < ARRAY_LEN(tables); t++) {
+        if (!tables[t]) continue;
+        memcpy(a, orig, sizeof a);
+        tables[t]->silu_mul(a, b, N);
+        int bad = 0;
+        for (int i = 0; i < N; i++) {
+            double x = orig[i], ref = x / (1 + exp(-x)) * b[i];
+            if (!(fabs(a[i] - ref) <= 4e-7 * fabs(ref) + 1e-30)) bad++;
+        }
+        CHECK_MSG(bad == 0, "%s: %d mismatches", tables[t]->name, bad);
+    }
+}
+
 /* op_matmul splits rows over threads: every row of y, for every token, must be the
  * portable kernel's (within rounding), whatever the split. */
 static void matmul_through_pool(void) {
@@ -274,6 +293,7 @@ int main(void) {
     RUN(avx2_dense);
     RUN(dot_and_axpy);
     RUN(attend_matches_softmax);
+    RUN(silu_matches);
     RUN(matmul_through_pool);
     RUN(fused_matmul);
     return CHECK_DONE();

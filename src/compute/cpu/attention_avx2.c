@@ -1,9 +1,9 @@
 /*
- * attention_avx2.c — the attention step (op_attend) with AVX2+FMA: scores as 8-wide dot
- * products, exp over 8 scores at a time (a Cephes-style polynomial, within 2 ulp of expf), and
- * the weighted sum of V with the accumulator held in registers 64 floats at a time. Scores
- * go four positions at a time, so each slice of q is loaded once per four keys. Head
- * sizes that are not a multiple of 8 take the portable path.
+ * attention_avx2.c — the attention step (op_attend) and the SiLU gate with AVX2+FMA: scores as
+ * 8-wide dot products, exp over 8 scores at a time (a Cephes-style polynomial, within 2 ulp of
+ * expf), and the weighted sum of V with the accumulator held in registers 64 floats at a time.
+ * Scores go four positions at a time, so each slice of q is loaded once per four keys. Head sizes
+ * that are not a multiple of 8 take the portable path.
  */
 #include "compute/cpu/kernels.h"
 
@@ -12,9 +12,10 @@
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
-/* exp(x) for x <= 0 (softmax weights): 2^n · p(r) with x = n·ln2 + r, |r| <= ln2/2. */
+/* exp(x) as 2^n · p(r) with x = n·ln2 + r, |r| <= ln2/2; x clamped to [-87.3, 88.3] (the
+ * results stay normal floats; softmax and silu need no more). */
 ALWAYS_INLINE __m256 exp8(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.3f));
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -52,6 +53,19 @@ ALWAYS_INLINE void weighted_sum(float *acc, const float *w, const float *v, int 
     }
 #pragma GCC unroll 8
     for (int i = 0; i < NV; i++) _mm256_storeu_ps(acc + 8 * i, a[i]);
+}
+
+/* a[i] = silu(a[i]) · b[i] = a / (1 + exp(-a)) · b */
+void silu_mul_avx2(float *a, const float *b, int n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 x = _mm256_loadu_ps(a + i);
+        __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+        __m256 y = _mm256_div_ps(x, _mm256_add_ps(one, e));
+        _mm256_storeu_ps(a + i, _mm256_mul_ps(y, _mm256_loadu_ps(b + i)));
+    }
+    for (; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
 }
 
 void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,

@@ -311,5 +311,6 @@ const cpu_kernels cpu_kernels_avx2 = {
     .quant_rows = quant_rows_portable,
     .dot = dot_avx2,
     .attend = attend_avx2,
+    .silu_mul = silu_mul_avx2,
     .axpy = axpy_avx2,
 };

@@ -21,6 +21,7 @@ typedef struct cpu_kernels {
     void (*attend)(float *acc, float *max, float *sum, const float *q, const float *k,
                    const float *v, int run, int hd, float scale);
     void (*axpy)(float *y, float a, const float *x, int n);
+    void (*silu_mul)(float *a, const float *b, int n); /* a = silu(a) · b */
 } cpu_kernels;
 
 extern const cpu_kernels cpu_kernels_portable;
@@ -32,6 +33,8 @@ void attend_portable(float *acc, float *max, float *sum, const float *q, const f
                      const float *v, int run, int hd, float scale);
 void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
                  int run, int hd, float scale);
+void silu_mul_portable(float *a, const float *b, int n);
+void silu_mul_avx2(float *a, const float *b, int n);
 /* Portable reference for quantized rows (dequantizes a group at a time). */
 void quant_rows_portable(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                          int64_t r1);

@@ -31,7 +31,7 @@ void op_rope(float *v, int n_heads, int head_dim, int pos, const float *inv_freq
 }
 
 void op_silu_mul(float *a, const float *b, int n) {
-    for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+    cpu_kernels_get()->silu_mul(a, b, n);
 }
 
 void op_add(float *y, const float *x, int n) {

@@ -105,11 +105,16 @@ void attend_portable(float *acc, float *max, float *sum, const float *q, const f
     }
 }
 
+void silu_mul_portable(float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
 const cpu_kernels cpu_kernels_portable = {
     .name = "portable",
     .dense_rows = dense_rows_portable,
     .quant_rows = quant_rows_portable,
     .dot = dot_portable,
     .attend = attend_portable,
+    .silu_mul = silu_mul_portable,
     .axpy = axpy_portable,
 };
