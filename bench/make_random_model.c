@@ -8,6 +8,9 @@
  *
  *   make_random_model [--shape llama-1b|smollm-135m|tiny-long] [--dtype bf16|f16|f32]
  *                     [--bits 4|8] [--group-size 64] [--seed N] [--force] OUT_DIR
+ *
+ * --dtype is the float type of dense weights, norms and (when quantized) scales and biases;
+ * default bf16, or f16 with --bits.
  */
 #define _XOPEN_SOURCE 700
 #include "base/base.h"
@@ -300,7 +303,7 @@ static const char *usage =
     "                  [--bits 4|8] [--group-size 64] [--seed N] [--force] OUT_DIR";
 
 int main(int argc, char **argv) {
-    const char *shape_name = "llama-1b", *dtype = "bf16";
+    const char *shape_name = "llama-1b", *dtype = NULL;
     int bits = 0, group = 64, force = 0;
     unsigned long long seed = 1;
     static const struct option opts[] = {
@@ -343,6 +346,7 @@ int main(int argc, char **argv) {
     }
     static plan p;
     const char *torch_dtype;
+    if (!dtype) dtype = bits ? "f16" : "bf16"; /* MLX quantized models mostly carry f16 scales */
     if (!strcmp(dtype, "bf16"))
         p.float_dtype = "BF16", torch_dtype = "bfloat16";
     else if (!strcmp(dtype, "f16"))
