@@ -32,6 +32,7 @@ while [ $# -gt 0 ]; do
 done
 
 make -s -j2 bench >/dev/null
+kiln=${KILN:-build/kiln} # KILN=path compares another build (e.g. a baseline) on the same probe
 name="$shape-$dtype${bits:+-q$bits}"
 model="build/models/$name"
 if [ ! -d "$model" ]; then
@@ -53,7 +54,7 @@ printf '%-6s %9s %9s %9s %7s %9s %9s\n' round read_GB/s tg_tok/s tg_GB/s tg/read
 ratios=() tgs=() tggbs=() bws=() pps=() pptg=()
 for r in $(seq 1 "$rounds"); do
     bw1=$(read_bw)
-    tg=$(build/kiln bench "$model" -p 0 -n "$n" -r 1 $tflag)
+    tg=$("$kiln" bench "$model" -p 0 -n "$n" -r 1 $tflag)
     bw2=$(read_bw)
     bw=$(awk -v a="$bw1" -v b="$bw2" 'BEGIN {printf "%.2f", (a + b) / 2}')
     tps=$(field tokens_per_s "$tg")
@@ -63,7 +64,7 @@ for r in $(seq 1 "$rounds"); do
     ratio=$(awk -v g="$gbs" -v b="$bw" 'BEGIN {printf "%.3f", g / b}')
     pp_tps=0 pp_ratio=0
     if [ "$p" -gt 0 ]; then
-        pp=$(build/kiln bench "$model" -p "$p" -n 0 -r 1 $tflag)
+        pp=$("$kiln" bench "$model" -p "$p" -n 0 -r 1 $tflag)
         pp_tps=$(field tokens_per_s "$pp")
         pp_ratio=$(awk -v a="$pp_tps" -v b="$tps" 'BEGIN {printf "%.2f", a / b}')
     fi
@@ -77,14 +78,16 @@ m_gbs=$(printf '%s\n' "${tggbs[@]}" | median)
 m_bw=$(printf '%s\n' "${bws[@]}" | median)
 m_pp=$(printf '%s\n' "${pps[@]}" | median)
 m_pptg=$(printf '%s\n' "${pptg[@]}" | median)
-ceiling=$(awk -v f="$fma" -v fl="$flops" 'BEGIN {printf "%.1f", f * 1e9 / fl}')
-echo "summary ($rounds rounds, medians):"
-echo "  decode tg$n:      $m_tg tokens/s, $bytes bytes of weights per token, $m_gbs GB/s"
-echo "  read bandwidth:   $m_bw GB/s (mmapped weight file, page cache, around each decode)"
-echo "  decode / read:    $m_ratio   (target >= 0.80)"
+ceiling=$(awk -v f="$fma" -v fl="${flops:-0}" 'BEGIN {if (fl > 0) printf "%.1f", f * 1e9 / fl; else print 0}')
+echo "summary ($rounds rounds, medians; $(nproc) cores shared with other work, so expect noise):"
+awk -v t="$m_tg" -v b="$bytes" -v g="$m_gbs" -v n="$n" 'BEGIN {printf "  decode tg%d:       %.2f tokens/s, %.3f GB of weights per token, %.2f GB/s\n", n, t, b / 1e9, g}'
+awk -v b="$m_bw" 'BEGIN {printf "  read bandwidth:   %.2f GB/s (the mmapped weight file from the page cache, around each decode)\n", b}'
+awk -v r="$m_ratio" 'BEGIN {printf "  decode / read:    %.2f   (target >= 0.80)\n", r}'
 if [ "$p" -gt 0 ]; then
-    echo "  prefill pp$p:    $m_pp tokens/s = $m_pptg x decode   (target >= 10)"
-    echo "  prefill ceiling:  $ceiling tokens/s at the measured FMA peak of $fma GFLOP/s" \
-        "($flops FLOPs per token); pp/ceiling = $(awk -v a="$m_pp" -v c="$ceiling" 'BEGIN {printf "%.2f", a / c}')"
-    echo "  10x decode needs $(awk -v t="$m_tg" -v c="$ceiling" 'BEGIN {printf "%.1f tokens/s = %.0f%% of that ceiling", 10 * t, 1000 * t / c}')"
+    awk -v pp="$m_pp" -v r="$m_pptg" -v p="$p" 'BEGIN {printf "  prefill pp%d:     %.1f tokens/s = %.1f x decode   (target >= 10)\n", p, pp, r}'
+    if [ "$ceiling" != 0 ]; then
+        awk -v c="$ceiling" -v f="$fma" -v fl="$flops" -v pp="$m_pp" -v t="$m_tg" 'BEGIN {
+            printf "  prefill ceiling:  %.1f tokens/s at the measured FMA peak of %.0f GFLOP/s (%.2f GFLOP a token); prefill reaches %.0f%% of it\n", c, f, fl / 1e9, 100 * pp / c
+            printf "  10x decode would need %.1f tokens/s = %.0f%% of that ceiling\n", 10 * t, 1000 * t / c }'
+    fi
 fi
