@@ -25,7 +25,12 @@
 #ifndef PREFETCH_BYTES
 #define PREFETCH_BYTES 2048 /* how far ahead decode asks for weights */
 #endif
-#define PREFETCH_ELEMS(dt) (PREFETCH_BYTES / (int64_t)dtype_size(dt))
+#define PREFETCH_ELEMS(dt) (PREFETCH_BYTES / elem_size(dt))
+
+/* dtype_size() inlined for the three dense types (it sits in the decode loop). */
+static inline int64_t elem_size(enum dtype dt) {
+    return dt == DT_F32 ? 4 : 2;
+}
 
 ALWAYS_INLINE __m256 load8(const void *base, int64_t i, enum dtype dt) {
     if (dt == DT_BF16) {
@@ -64,11 +69,11 @@ ALWAYS_INLINE void dot_row(float *y, int64_t ldy, const float *x, int64_t cols, 
         for (int u = 0; u < 4; u++) acc[t][u] = _mm256_setzero_ps();
     const int64_t base = r * cols;
     int64_t k = 0;
-    const char *pf = (const char *)w + (base + PREFETCH_ELEMS(dt)) * (int64_t)dtype_size(dt);
+    const char *pf = (const char *)w + (base + PREFETCH_ELEMS(dt)) * elem_size(dt);
     for (; k + 32 <= cols; k += 32) {
         /* Loads alone keep too few cache lines in flight (each 16 bytes of weights costs four
          * instructions here), so ask for the data well ahead. */
-        _mm_prefetch(pf + k * (int64_t)dtype_size(dt), _MM_HINT_T0);
+        _mm_prefetch(pf + k * elem_size(dt), _MM_HINT_T0);
         if (dt == DT_F32) _mm_prefetch(pf + k * 4 + 64, _MM_HINT_T0);
 #pragma GCC unroll 4
         for (int u = 0; u < 4; u++) {
