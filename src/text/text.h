@@ -47,6 +47,8 @@ typedef struct chat_template chat_template;
 /* From MODEL_DIR's tokenizer_config.json "chat_template" (string, or list of named templates)
  * or chat_template.jinja; override_path (may be NULL) is --chat-template FILE. */
 chat_template *chat_template_load(const char *model_dir, const char *override_path);
+/* A template given as source text; special tokens come from MODEL_DIR (may be NULL). */
+chat_template *chat_template_parse(const char *source, const char *model_dir);
 void chat_template_free(chat_template *ct);
 /* Renders as transformers' apply_chat_template(messages, tools=..., tokenize=False,
  * add_generation_prompt=..., **kwargs). messages/tools/kwargs are jansson values (tools and
