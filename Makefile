@@ -29,9 +29,9 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 # Kernel variants: a file named *_avx2.c or *_avx512.c is compiled for that instruction set
 # and only called after a run-time CPU check (src/compute/cpu/dispatch.c).
-$(BUILD)/obj/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/obj/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c -mbmi2
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni \
-                                   -mavx512bf16 -mfma -mf16c
+                                   -mavx512bf16 -mfma -mf16c -mbmi2
 
 .PHONY: all test unit unit-sanitize integration lint format serve install clean deps bench
 all: $(BUILD)/kiln

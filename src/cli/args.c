@@ -2,6 +2,7 @@
  * args.c — parsing option values for the verbs, each failure naming the option and the value.
  */
 #include "cli/cli.h"
+#include "engine/engine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -75,4 +76,23 @@ const char *cli_default_model(void) {
         if (is_directory(path)) return path;
     }
     return KILN_SOURCE_DIR "/models/kiln-tiny";
+}
+
+int cli_parse_kv_option(int c, const char *arg, struct kv_cache_opts *o) {
+    switch (c) {
+    case CLI_KV_OPT_BITS:
+        if (cli_parse_int("--kv-bits", arg, 0, 8, &o->bits) < 0) return -1;
+        if (o->bits != 0 && o->bits != 4 && o->bits != 8) {
+            kiln_error("--kv-bits: \"%s\" is not 4 or 8 (or 0 for float)", arg);
+            return -1;
+        }
+        return 0;
+    case CLI_KV_OPT_GROUP:
+        return cli_parse_int("--kv-group-size", arg, 32, 128, &o->group_size) < 0 ? -1 : 0;
+    case CLI_KV_OPT_START:
+        return cli_parse_int("--kv-quantized-start", arg, 0, 1 << 30, &o->quantized_start) < 0 ? -1
+                                                                                               : 0;
+    default:
+        return 1;
+    }
 }

@@ -7,16 +7,22 @@
 #include "cli/cli.h"
 #include "engine/engine.h"
 
+#include <dirent.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
-static const char *usage = "kiln bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS]";
+static const char *usage =
+    "kiln bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] " CLI_KV_USAGE;
 
 typedef struct bench_ctx {
     const model *m;
     forward_state *fs;
     kv_cache *kv;
     float *logits;
+    int kv_bits;
 } bench_ctx;
 
 /* Seconds to prefill n pseudo-random tokens into a fresh sequence. */
@@ -64,20 +70,64 @@ static double matmul_flops_per_token(const model *m) {
     return 2 * macs;
 }
 
-static void report(const char *test, int n, double best, const model *m, int threads) {
+static void report(const char *test, int n, double best, const bench_ctx *b, int threads) {
     double tps = n / best;
-    size_t bytes = model_weight_bytes(m);
+    size_t bytes = model_weight_bytes(b->m);
     printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"seconds\":%.4f,\"model_bytes\":%zu,"
            "\"weight_read_gb_per_s\":%.3f,\"matmul_flops_per_token\":%.0f,\"threads\":%d,"
-           "\"isa\":\"%s\"}\n",
-           test, tps, best, bytes, tps * (double)bytes / 1e9, matmul_flops_per_token(m), threads,
-           compute_isa());
+           "\"isa\":\"%s\",\"kv_bits\":%d,\"kv_bytes_per_token\":%zu}\n",
+           test, tps, best, bytes, tps * (double)bytes / 1e9, matmul_flops_per_token(b->m), threads,
+           compute_isa(), b->kv_bits, kv_cache_bytes_per_token(b->kv));
+    fflush(stdout);
+}
+
+/* Bytes of the model's weight files (safetensors in a folder, or the one file). */
+static size_t model_file_bytes(const char *path) {
+    struct stat st;
+    if (!is_directory(path)) return stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+    size_t total = 0;
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (len < 12 || strcmp(e->d_name + len - 12, ".safetensors")) continue;
+        char *f = path_join(path, e->d_name);
+        if (stat(f, &st) == 0) total += (size_t)st.st_size;
+        free(f);
+    }
+    if (d) closedir(d);
+    return total;
+}
+
+/* A field of /proc/self/status in bytes (VmRSS, RssFile, RssAnon), 0 if unknown. */
+static size_t proc_status_bytes(const char *field) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    size_t kb = 0, len = strlen(field);
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, field, len) && line[len] == ':') kb = strtoull(line + len + 1, NULL, 10);
+    if (f) fclose(f);
+    return kb * 1024;
+}
+
+/* Resident memory after the runs: the mapped weights (file-backed, used in place) and the
+ * planned buffers (anonymous: KV cache, activations, scratch). */
+static void report_memory(const char *path) {
+    printf("{\"test\":\"memory\",\"model_file_bytes\":%zu,\"rss_bytes\":%zu,"
+           "\"rss_file_bytes\":%zu,\"rss_anon_bytes\":%zu}\n",
+           model_file_bytes(path), proc_status_bytes("VmRSS"), proc_status_bytes("RssFile"),
+           proc_status_bytes("RssAnon"));
     fflush(stdout);
 }
 
 int cmd_bench(int argc, char **argv) {
+    static const struct option opts[] = {CLI_KV_OPTIONS, {0, 0, 0, 0}};
     int p = 512, n = 128, threads = 0, reps = 2, c;
-    while ((c = getopt(argc, argv, "p:n:t:r:h")) != -1) {
+    kv_cache_opts ko = {0};
+    while ((c = getopt_long(argc, argv, "p:n:t:r:h", opts, NULL)) != -1) {
+        int kv = cli_parse_kv_option(c, optarg, &ko);
+        if (kv < 0) return cli_fail();
+        if (kv == 0) continue;
         if ((c == 'p' && cli_parse_int("-p", optarg, 0, 1 << 20, &p) < 0) ||
             (c == 'n' && cli_parse_int("-n", optarg, 0, 1 << 20, &n) < 0) ||
             (c == 't' && cli_parse_int("-t", optarg, 1, 1024, &threads) < 0) ||
@@ -90,8 +140,9 @@ int cmd_bench(int argc, char **argv) {
     if (!m) return cli_fail();
     thread_pool *pool = pool_create(threads);
     int batch = p > 0 ? (p < 512 ? p : 512) : 1;
-    kv_cache_opts ko = {.max_tokens = (p > n + 1 ? p : n + 1) + 16, .max_seqs = 2};
-    bench_ctx b = {.m = m, .kv = kv_cache_create(m, &ko)};
+    ko.max_tokens = (p > n + 1 ? p : n + 1) + 16;
+    ko.max_seqs = 2;
+    bench_ctx b = {.m = m, .kv = kv_cache_create(m, &ko), .kv_bits = ko.bits};
     b.fs = b.kv ? forward_state_create(m, batch, pool) : NULL;
     b.logits = aligned_buffer((size_t)m->cfg.vocab_size * sizeof(float));
     int rc = b.fs && b.logits ? 0 : -1;
@@ -108,8 +159,9 @@ int cmd_bench(int argc, char **argv) {
         }
         char name[32];
         snprintf(name, sizeof name, "%s%d", test == 0 ? "pp" : "tg", count);
-        if (rc == 0) report(name, count, best, m, pool_size(pool));
+        if (rc == 0) report(name, count, best, &b, pool_size(pool));
     }
+    if (rc == 0) report_memory(argv[optind]);
     aligned_free(b.logits);
     forward_state_free(b.fs);
     kv_cache_free(b.kv);

@@ -25,6 +25,21 @@ int cli_parse_int_list(const char *opt, const char *text, int32_t **out, int *n_
 /* The bundled default model's folder (see args.c for where it is looked for). */
 const char *cli_default_model(void);
 
+/* The quantized KV cache flags (--kv-bits 4|8, --kv-group-size G, --kv-quantized-start N):
+ * entries for a verb's getopt_long table, and their parser into the engine's kv_cache_opts.
+ * cli_parse_kv_option returns 1 when c is not one of them, 0 when parsed, -1 + error. */
+#define CLI_KV_OPT_BITS  0x1001
+#define CLI_KV_OPT_GROUP 0x1002
+#define CLI_KV_OPT_START 0x1003
+#define CLI_KV_OPTIONS                                                                             \
+    {"kv-bits", required_argument, 0, CLI_KV_OPT_BITS},                                            \
+        {"kv-group-size", required_argument, 0, CLI_KV_OPT_GROUP}, {                               \
+        "kv-quantized-start", required_argument, 0, CLI_KV_OPT_START                               \
+    }
+#define CLI_KV_USAGE "[--kv-bits 4|8] [--kv-group-size 32|64|128] [--kv-quantized-start N]"
+struct kv_cache_opts;
+int cli_parse_kv_option(int c, const char *arg, struct kv_cache_opts *o);
+
 /* Prints "kiln VERB: usage..." to stderr and returns 2. */
 int cli_usage(const char *usage);
 

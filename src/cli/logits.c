@@ -10,12 +10,14 @@
 #include <getopt.h>
 #include <stdlib.h>
 
-static const char *usage = "kiln logits MODEL --tokens 1,2,3 --out FILE [--threads N]";
+static const char *usage =
+    "kiln logits MODEL --tokens 1,2,3 --out FILE [--threads N] " CLI_KV_USAGE;
 
 static int write_logits(const model *m, const int32_t *tokens, int n, int threads,
-                        const char *out_path) {
+                        const char *out_path, kv_cache_opts ko) {
     thread_pool *pool = pool_create(threads);
-    kv_cache_opts ko = {.max_tokens = n, .max_seqs = 1};
+    ko.max_tokens = n;
+    ko.max_seqs = 1;
     kv_cache *kv = kv_cache_create(m, &ko);
     forward_state *fs = kv ? forward_state_create(m, n, pool) : NULL;
     size_t vocab = (size_t)m->cfg.vocab_size;
@@ -41,10 +43,15 @@ int cmd_logits(int argc, char **argv) {
                                          {"out", required_argument, 0, 'o'},
                                          {"threads", required_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
+                                         CLI_KV_OPTIONS,
                                          {0, 0, 0, 0}};
+    kv_cache_opts ko = {0};
     const char *tokens_text = NULL, *out = NULL;
     int threads = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int kv = cli_parse_kv_option(c, optarg, &ko);
+        if (kv < 0) return cli_fail();
+        if (kv == 0) continue;
         if (c == 't')
             tokens_text = optarg;
         else if (c == 'o')
@@ -59,7 +66,7 @@ int cmd_logits(int argc, char **argv) {
     int n = 0;
     if (cli_parse_int_list("--tokens", tokens_text, &tokens, &n) < 0) return cli_fail();
     model *m = model_load(argv[optind]);
-    int rc = m ? write_logits(m, tokens, n, threads, out) : -1;
+    int rc = m ? write_logits(m, tokens, n, threads, out, ko) : -1;
     model_free(m);
     free(tokens);
     return rc == 0 ? 0 : cli_fail();

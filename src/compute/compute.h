@@ -42,6 +42,14 @@ static inline bool weight_is_quantized(const weight *w) {
 /* Bytes a full pass over the weight reads (what a decode step streams from memory). */
 size_t weight_bytes(const weight *w);
 
+/* ---- MLX affine quantization ---- */
+/* Quantizes one group of n values as mlx's quantize() does (mlx/backend/cpu/quantized.cpp):
+ * the end of larger magnitude is kept exact (it becomes the bias, or 0 stays 0), scale =
+ * (max - min) / (2^bits - 1) adjusted so that end is a whole number of steps (so the scale is
+ * negative when that end is the maximum); codes are rint((w - bias) / scale) clamped to
+ * [0, 2^bits - 1]; w ≈ scale · code + bias. */
+void quant_affine_group(const float *w, int n, int bits, uint8_t *codes, float *scale, float *bias);
+
 /* ---- numeric conversions ---- */
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
@@ -65,6 +73,9 @@ void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight 
 #define OP_MATMUL_MAX_FUSED 4
 void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
                      const weight *const *w, int count);
+/* Plans the calling thread's scratch for quantized matmuls of up to n tokens of up to cols
+ * inputs, so op_matmul never allocates afterwards; -1 + error when out of memory. */
+int op_matmul_reserve(int n, int64_t cols);
 /* out[w->cols] = row `row` of w, dequantized (embedding lookup). */
 void op_embedding(float *out, const weight *w, int64_t row);
 /* y = x / rms(x) * g (g may be NULL); y may alias x. */

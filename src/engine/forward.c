@@ -41,6 +41,12 @@ forward_state *forward_state_create(const model *m, int max_batch, thread_pool *
             forward_state_free(fs);
             return NULL;
         }
+    /* Quantized matmuls keep their int16 activations in a per-thread scratch: plan it now. */
+    size_t widest = wide > (size_t)c->hidden_dim ? wide : (size_t)c->hidden_dim;
+    if (op_matmul_reserve(max_batch, (int64_t)widest) < 0) {
+        forward_state_free(fs);
+        return NULL;
+    }
     return fs;
 }
 
@@ -80,6 +86,28 @@ typedef struct attention_job {
     int layer;
 } attention_job;
 
+/* The online-softmax step over `run` positions of a quantized KV block (records of kv_quant.c),
+ * one position at a time. */
+static void attend_quantized(const attention_job *j, int block, int slot, int run, int kvh,
+                             const float *q, float scale, float *acc, float *max, float *sum) {
+    const int hd = j->fs->m->cfg.head_dim;
+    const int qbits = kv_quant_bits(j->kv), qgroup = kv_quant_group(j->kv);
+    for (int r = slot; r < slot + run; r++) {
+        const uint8_t *kq = kv_kq(j->kv, block, j->layer, kvh, r);
+        const uint8_t *vq = kv_vq(j->kv, block, j->layer, kvh, r);
+        float s = kv_quant_dot(kq, q, hd, qbits, qgroup) * scale;
+        if (s > *max) {
+            float f = expf(*max - s);
+            for (int d = 0; d < hd; d++) acc[d] *= f;
+            *sum *= f;
+            *max = s;
+        }
+        float w = expf(s - *max);
+        *sum += w;
+        kv_quant_axpy(acc, w, vq, hd, qbits, qgroup);
+    }
+}
+
 /* One (entry, head): online softmax over the sequence's cached positions, a run of up to
  * OP_ATTEND_MAX_RUN positions of one KV block at a time. */
 static void attention_task(void *ctx, int task, int n_tasks) {
@@ -103,9 +131,13 @@ static void attention_task(void *ctx, int task, int n_tasks) {
         if (run > e->pos + 1 - p) run = e->pos + 1 - p;
         if (run > OP_ATTEND_MAX_RUN) run = OP_ATTEND_MAX_RUN;
         int block = kv_block_of(j->kv, e->seq, p);
-        const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
-        const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
-        op_attend(acc, &max, &sum, q, k, v, run, hd, scale);
+        if (kv_block_quantized(j->kv, block)) {
+            attend_quantized(j, block, in_block, run, kvh, q, scale, acc, &max, &sum);
+        } else {
+            const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
+            const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
+            op_attend(acc, &max, &sum, q, k, v, run, hd, scale);
+        }
         p += run;
     }
     for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;
@@ -169,6 +201,13 @@ static void rope_store_step(const token_job *j, int i) {
     int block = kv_block_of(j->kv, e->seq, e->pos);
     size_t slot = (size_t)(e->pos % kv_cache_block_size(j->kv)) * hd;
     for (int h = 0; h < c->n_kv_heads; h++) {
+        if (kv_block_quantized(j->kv, block)) { /* quantized once, when written */
+            int bits = kv_quant_bits(j->kv), group = kv_quant_group(j->kv);
+            int s = e->pos % kv_cache_block_size(j->kv);
+            kv_quant_store(kv_kq(j->kv, block, j->layer, h, s), k + h * hd, hd, bits, group);
+            kv_quant_store(kv_vq(j->kv, block, j->layer, h, s), v + h * hd, hd, bits, group);
+            continue;
+        }
         memcpy(kv_k(j->kv, block, j->layer, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
         memcpy(kv_v(j->kv, block, j->layer, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
     }

@@ -313,7 +313,8 @@ static void axpy_avx2(float *y, float a, const float *x, int n) {
 const cpu_kernels cpu_kernels_avx2 = {
     .name = "avx2",
     .dense_rows = dense_rows_avx2,
-    .quant_rows = quant_rows_portable,
+    .quant_rows = quant_rows_avx2,
+    .quantize_act = quantize_act_avx2,
     .dot = dot_avx2,
     .attend = attend_avx2,
     .silu_mul = silu_mul_avx2,

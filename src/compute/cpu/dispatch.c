@@ -1,6 +1,8 @@
 /*
  * dispatch.c — chooses the kernel table once, from the CPU's features (KILN_ISA=portable or
- * =avx2 overrides, for tests that compare variants).
+ * =avx2 overrides, for tests that compare variants). The AVX2 table also needs FMA, F16C and
+ * BMI2 (every AVX2 CPU has them). The AVX-512 table (quantized tiles with VNNI) needs AVX512-F,
+ * BW, VL and VNNI on top, checked here at run time, so an AVX2-only CPU never gets it.
  */
 #include "compute/cpu/kernels.h"
 
@@ -9,15 +11,25 @@
 #include <string.h>
 
 static const cpu_kernels *chosen;
+static cpu_kernels avx512; /* the AVX2 table with the AVX512-VNNI quantized tiles */
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void) {
     const char *want = getenv("KILN_ISA");
     __builtin_cpu_init();
     bool has_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+                    __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+    bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512vnni");
     chosen = &cpu_kernels_portable;
     if (has_avx2 && !(want && !strcmp(want, "portable"))) chosen = &cpu_kernels_avx2;
+    if (has_avx512 && !(want && (!strcmp(want, "portable") || !strcmp(want, "avx2")))) {
+        avx512 = cpu_kernels_avx2;
+        avx512.name = "avx512";
+        avx512.quant_rows = quant_rows_avx512;
+        chosen = &avx512;
+    }
 }
 
 const cpu_kernels *cpu_kernels_get(void) {

@@ -28,7 +28,7 @@ static void dense_rows_portable(float *y, int64_t ldy, const float *x, int n, co
         }
 }
 
-static float scale_at(const void *p, enum dtype t, int64_t i) {
+float quant_scale_at(const void *p, enum dtype t, int64_t i) {
     switch (t) {
     case DT_F16:
         return f16_to_f32(((const uint16_t *)p)[i]);
@@ -39,8 +39,15 @@ static float scale_at(const void *p, enum dtype t, int64_t i) {
     }
 }
 
-/* Codes are a little-endian bit stream per row: code j occupies bits [j*bits, (j+1)*bits). */
-static unsigned code_at(const uint32_t *row, int64_t j, int bits) {
+/* Codes are a little-endian bit stream per row: code j occupies bits [j*bits, (j+1)*bits) of the
+ * row read as bytes (uint32 words stored little-endian). Confirmed against mlx's own source,
+ * mlx/backend/cpu/quantized.cpp: quantize() ORs code k of a pack at bit k*bits of a uint64 and
+ * stores it whole (bits 2, 4, 8: one uint32 of 32/bits codes) or as its low 3 bytes (bits 3 and
+ * 6: 8 resp. 4 codes) or 5 bytes (bits 5: 8 codes), low byte first; extract_bits() and _qmm_t()
+ * read them back the same way (w_in[0] & 0x7, (w_in[0] & 0x38) >> 3, ...). The Metal kernels
+ * (mlx/backend/metal/kernels/quantized.h, get_pack_factor/get_bytes_per_pack, load_vector's
+ * 1, 1/8, 1/64, 1/2, ... factors for 3 bits) agree. */
+unsigned quant_code_at(const uint32_t *row, int64_t j, int bits) {
     int64_t bit = j * bits;
     int64_t word = bit >> 5;
     int shift = (int)(bit & 31);
@@ -53,15 +60,15 @@ void dequantize_row(float *out, const weight *w, int64_t row) {
     const uint32_t *codes = (const uint32_t *)w->data + row * (w->cols * w->bits / 32);
     int64_t groups = w->cols / w->group_size;
     for (int64_t g = 0; g < groups; g++) {
-        float s = scale_at(w->scales, w->scale_dtype, row * groups + g);
-        float b = scale_at(w->biases, w->scale_dtype, row * groups + g);
+        float s = quant_scale_at(w->scales, w->scale_dtype, row * groups + g);
+        float b = quant_scale_at(w->biases, w->scale_dtype, row * groups + g);
         for (int64_t j = g * w->group_size; j < (g + 1) * w->group_size; j++)
-            out[j] = s * (float)code_at(codes, j, w->bits) + b;
+            out[j] = s * (float)quant_code_at(codes, j, w->bits) + b;
     }
 }
 
-void quant_rows_portable(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
-                         int64_t r1) {
+void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
+                          int64_t r1) {
     float *buf = xmalloc((size_t)w->cols * sizeof(float));
     for (int64_t r = r0; r < r1; r++) {
         dequantize_row(buf, w, r);
@@ -113,6 +120,7 @@ const cpu_kernels cpu_kernels_portable = {
     .name = "portable",
     .dense_rows = dense_rows_portable,
     .quant_rows = quant_rows_portable,
+    .quantize_act = quantize_act_portable,
     .dot = dot_portable,
     .attend = attend_portable,
     .silu_mul = silu_mul_portable,

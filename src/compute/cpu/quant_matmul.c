@@ -1,0 +1,119 @@
+/*
+ * quant_matmul.c — y = x·wᵀ for MLX affine-quantized w on all threads: the activations are
+ * quantized once per call (split over tokens), then the rows are split over threads as in
+ * matmul.c. The quantized activations live in a per-calling-thread scratch buffer that grows
+ * to the largest call and is then reused: after the first step no allocation happens
+ * (quant_matmul_reserve plans it ahead).
+ */
+#include "compute/cpu/kernels.h"
+
+#include <pthread.h>
+
+typedef struct act_scratch {
+    void *mem;
+    size_t size;
+} act_scratch;
+
+static _Thread_local act_scratch scratch;
+static pthread_key_t scratch_key; /* frees a thread's scratch when the thread ends */
+static pthread_once_t scratch_key_once = PTHREAD_ONCE_INIT;
+
+static void scratch_release(void *p) {
+    act_scratch *s = p;
+    aligned_free(s->mem);
+    *s = (act_scratch){0};
+}
+
+static void scratch_key_create(void) {
+    pthread_key_create(&scratch_key, scratch_release);
+}
+
+static size_t act_bytes(int n, int64_t cols, int group_size) {
+    size_t groups = (size_t)(cols / group_size);
+    size_t q = ((size_t)n * (size_t)cols * sizeof(int16_t) + 63) & ~(size_t)63;
+    return q + (size_t)n * groups * 10 * sizeof(float) + 64;
+}
+
+static int scratch_reserve(size_t bytes) {
+    if (bytes <= scratch.size) return 0;
+    void *mem = aligned_buffer(bytes);
+    if (!mem) return -1;
+    if (!scratch.mem) {
+        pthread_once(&scratch_key_once, scratch_key_create);
+        pthread_setspecific(scratch_key, &scratch);
+    }
+    aligned_free(scratch.mem);
+    scratch.mem = mem;
+    scratch.size = bytes;
+    return 0;
+}
+
+int op_matmul_reserve(int n, int64_t cols) {
+    return scratch_reserve(act_bytes(n, cols, 32));
+}
+
+typedef struct quant_job {
+    const cpu_kernels *k;
+    quant_act a;
+    const float *x;
+    float *y;
+    int n, tokens_per_task;
+    const weight *w;
+    int64_t rows_per_task;
+} quant_job;
+
+static void quantize_task(void *ctx, int task, int n_tasks) {
+    (void)n_tasks;
+    quant_job *j = ctx;
+    int t0 = task * j->tokens_per_task;
+    int t1 = t0 + j->tokens_per_task < j->n ? t0 + j->tokens_per_task : j->n;
+    if (t0 < t1) j->k->quantize_act(&j->a, j->x, t0, t1);
+}
+
+static void rows_task(void *ctx, int task, int n_tasks) {
+    (void)n_tasks;
+    quant_job *j = ctx;
+    int64_t r0 = task * j->rows_per_task;
+    int64_t r1 = r0 + j->rows_per_task < j->w->rows ? r0 + j->rows_per_task : j->w->rows;
+    j->k->quant_rows(j->y, j->w->rows, &j->a, 0, j->n, j->w, r0, r1);
+}
+
+void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
+    const cpu_kernels *k = cpu_kernels_get();
+    quant_job j = {.k = k, .x = x, .y = y, .n = n, .w = w};
+    j.a = (quant_act){.cols = w->cols,
+                      .group_size = w->group_size,
+                      .groups = (int)(w->cols / w->group_size),
+                      .bits = w->bits};
+    if (scratch_reserve(act_bytes(n, w->cols, w->group_size)) < 0) {
+        /* No memory for the activations (logged once): fall back to the float reference. */
+        log_error("quantized matmul: %s", kiln_last_error());
+        quant_rows_reference(y, w->rows, x, n, w, 0, w->rows);
+        return;
+    }
+    size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
+    j.a.q = scratch.mem;
+    j.a.dxv = (void *)((uint8_t *)scratch.mem + q_bytes); /* 64-byte aligned, after the codes */
+    j.a.xs = j.a.dxv + (size_t)n * (size_t)j.a.groups * 8;
+    j.a.dx = j.a.xs + (size_t)n * (size_t)j.a.groups;
+    int threads = pool_size(pool);
+    if ((int64_t)n * w->cols <= 16384) { /* decode: cheaper here than a round trip to the pool */
+        k->quantize_act(&j.a, x, 0, n);
+    } else {
+        int q_tasks = n < threads * 2 ? n : threads * 2;
+        j.tokens_per_task = (n + q_tasks - 1) / q_tasks;
+        pool_run(pool, quantize_task, &j, q_tasks);
+    }
+    /* Enough chunks to balance uneven cores. With several tokens, a chunk's rows must also stay
+     * in L2 while every token passes over them. */
+    int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
+    if (n > 1) {
+        int64_t row_bytes = (int64_t)weight_bytes(w) / w->rows;
+        int64_t fit = (96 << 10) / row_bytes;
+        if (per > fit) per = fit;
+    }
+    if (per < 16) per = 16;
+    j.rows_per_task = (per + 3) & ~(int64_t)3;
+    int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);
+    pool_run(pool, rows_task, &j, n_tasks);
+}

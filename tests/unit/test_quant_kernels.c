@@ -1,0 +1,268 @@
+/*
+ * test_quant_kernels.c — the quantized matmul kernels against independent references, for every
+ * bit width (2, 3, 4, 5, 6, 8), group size (32, 64, 128), scale dtype and odd shapes:
+ *   - the code layout: codes packed here the way mlx's quantize() packs them (a uint64 of 32/bits
+ *     or 8 codes at bit k*bits, stored as a uint32 or as 3 or 5 bytes) read back by
+ *     dequantize_row;
+ *   - the portable and AVX2 activation quantizers give identical codes and scales;
+ *   - portable and AVX2 integer kernels agree, and both match a double-precision dot product of
+ *     the dequantized weights with the float activations;
+ *   - op_matmul (threads, token blocks, scratch) matches the same reference.
+ */
+#include "check.h"
+#include "compute/cpu/kernels.h"
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t next_u32(void) {
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (uint32_t)(rng >> 16);
+}
+static float next_float(void) { /* in [-1, 1) */
+    return (float)(next_u32() & 0xffffff) / (float)0x800000 - 1.0f;
+}
+
+/* Packs one row of codes as mlx/backend/cpu/quantized.cpp quantize() does. */
+static void mlx_pack_row(uint8_t *out, const uint8_t *codes, int64_t cols, int bits) {
+    bool pow2 = (bits & (bits - 1)) == 0;
+    int per_pack = pow2 ? 32 / bits : (bits == 6 ? 4 : 8);
+    int bytes_per_pack = pow2 ? 4 : (bits == 5 ? 5 : 3);
+    for (int64_t p = 0; p < cols / per_pack; p++) {
+        uint64_t el = 0;
+        for (int k = 0; k < per_pack; k++) el |= (uint64_t)codes[p * per_pack + k] << (k * bits);
+        for (int b = 0; b < bytes_per_pack; b++)
+            out[p * bytes_per_pack + b] = (uint8_t)(el >> (8 * b));
+    }
+}
+
+typedef struct qweight {
+    weight w;
+    uint8_t *codes; /* one per value, for the reference */
+    void *packed, *scales, *biases;
+} qweight;
+
+static void store_scale(void *p, enum dtype dt, int64_t i, float v) {
+    if (dt == DT_F16)
+        ((uint16_t *)p)[i] = f32_to_f16(v);
+    else if (dt == DT_BF16)
+        ((uint16_t *)p)[i] = f32_to_bf16(v);
+    else
+        ((float *)p)[i] = v;
+}
+
+static qweight make_weight(int64_t rows, int64_t cols, int bits, int group, enum dtype sdt) {
+    qweight q = {0};
+    int64_t groups = cols / group;
+    q.codes = xmalloc((size_t)(rows * cols));
+    q.packed = xcalloc((size_t)(rows * cols * bits / 8) + 8, 1);
+    q.scales = xmalloc((size_t)(rows * groups) * 4);
+    q.biases = xmalloc((size_t)(rows * groups) * 4);
+    for (int64_t i = 0; i < rows * cols; i++)
+        q.codes[i] = (uint8_t)(next_u32() & ((1u << bits) - 1));
+    for (int64_t r = 0; r < rows; r++)
+        mlx_pack_row((uint8_t *)q.packed + r * cols * bits / 8, q.codes + r * cols, cols, bits);
+    for (int64_t i = 0; i < rows * groups; i++) {
+        store_scale(q.scales, sdt, i, 0.02f * next_float());
+        store_scale(q.biases, sdt, i, 0.1f * next_float());
+    }
+    q.w = (weight){.dtype = DT_U32,
+                   .rows = rows,
+                   .cols = cols,
+                   .data = q.packed,
+                   .bits = bits,
+                   .group_size = group,
+                   .scale_dtype = sdt,
+                   .scales = q.scales,
+                   .biases = q.biases};
+    return q;
+}
+
+static void free_weight(qweight *q) {
+    free(q->codes);
+    free(q->packed);
+    free(q->scales);
+    free(q->biases);
+}
+
+/* Reference: double dot of (scale * code + bias) with x, codes taken from the unpacked array. */
+static double ref_dot(const qweight *q, int64_t r, const float *x) {
+    const weight *w = &q->w;
+    int64_t groups = w->cols / w->group_size;
+    double acc = 0;
+    for (int64_t k = 0; k < w->cols; k++) {
+        int64_t g = r * groups + k / w->group_size;
+        double v =
+            (double)quant_scale_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
+            quant_scale_at(w->biases, w->scale_dtype, g);
+        acc += v * x[k];
+    }
+    return acc;
+}
+
+static double ref_abs_dot(const qweight *q, int64_t r, const float *x) {
+    const weight *w = &q->w;
+    int64_t groups = w->cols / w->group_size;
+    double acc = 0;
+    for (int64_t k = 0; k < w->cols; k++) {
+        int64_t g = r * groups + k / w->group_size;
+        double v =
+            (double)quant_scale_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
+            quant_scale_at(w->biases, w->scale_dtype, g);
+        acc += fabs(v * x[k]);
+    }
+    return acc;
+}
+
+static const int all_bits[] = {2, 3, 4, 5, 6, 8};
+static const int all_groups[] = {32, 64, 128};
+
+static void test_mlx_layout_roundtrip(void) {
+    for (size_t b = 0; b < ARRAY_LEN(all_bits); b++) {
+        qweight q = make_weight(3, 256, all_bits[b], 32, DT_F32);
+        for (int64_t r = 0; r < 3; r++)
+            for (int64_t k = 0; k < 256; k++) {
+                unsigned got = quant_code_at(
+                    (const uint32_t *)q.packed + r * 256 * all_bits[b] / 32, k, all_bits[b]);
+                if (got != q.codes[r * 256 + k]) {
+                    CHECK_MSG(0, "bits %d row %lld code %lld: %u != %u", all_bits[b], (long long)r,
+                              (long long)k, got, q.codes[r * 256 + k]);
+                    r = 3;
+                    break;
+                }
+            }
+        free_weight(&q);
+    }
+}
+
+static quant_act make_act(int n, int64_t cols, int group, int bits) {
+    quant_act a = {.cols = cols, .group_size = group, .groups = (int)(cols / group), .bits = bits};
+    a.q = xmalloc((size_t)(n * cols) * sizeof(int16_t));
+    a.dxv = xmalloc((size_t)n * (size_t)a.groups * 8 * sizeof(float));
+    a.xs = xmalloc((size_t)n * (size_t)a.groups * sizeof(float));
+    a.dx = xmalloc((size_t)n * (size_t)a.groups * sizeof(float));
+    return a;
+}
+
+static void free_act(quant_act *a) {
+    free(a->q);
+    free(a->dxv);
+    free(a->xs);
+    free(a->dx);
+}
+
+static bool have_avx2(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
+}
+
+static bool have_avx512(void) {
+    return have_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+}
+
+static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t cols, int n) {
+    qweight q = make_weight(rows, cols, bits, group, sdt);
+    float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+    for (int64_t i = 0; i < n * cols; i++) x[i] = next_float() * (i % 17 == 0 ? 8.0f : 1.0f);
+    quant_act ap = make_act(n, cols, group, bits), av = make_act(n, cols, group, bits);
+    quantize_act_portable(&ap, x, 0, n);
+    float *yp = xmalloc((size_t)(n * rows) * sizeof(float)),
+          *yv = xmalloc((size_t)(n * rows) * sizeof(float));
+    float *ym = xmalloc((size_t)(n * rows) * sizeof(float));
+    float *y5 = xmalloc((size_t)(n * rows) * sizeof(float));
+    bool avx512 = have_avx512();
+    if (avx512) quant_rows_avx512(y5, rows, &ap, 0, n, &q.w, 0, rows);
+    quant_rows_portable(yp, rows, &ap, 0, n, &q.w, 0, rows);
+    bool avx2 = have_avx2();
+    if (avx2) {
+        quantize_act_avx2(&av, x, 0, n);
+        CHECK_MSG(!memcmp(ap.q, av.q, (size_t)(n * cols) * sizeof(int16_t)),
+                  "bits %d group %d: AVX2 and portable activation codes differ", bits, group);
+        CHECK_MSG(!memcmp(ap.dxv, av.dxv, (size_t)n * (size_t)ap.groups * 8 * sizeof(float)) &&
+                      !memcmp(ap.xs, av.xs, (size_t)n * (size_t)ap.groups * sizeof(float)),
+                  "bits %d group %d: AVX2 and portable activation scales differ", bits, group);
+        quant_rows_avx2(yv, rows, &ap, 0, n, &q.w, 0, rows);
+    }
+    thread_pool *pool = pool_create(2);
+    op_matmul(pool, ym, x, n, &q.w);
+    pool_destroy(pool);
+    double worst_ref = 0, worst_var = 0, worst_mm = 0, worst_512 = 0;
+    for (int t = 0; t < n; t++)
+        for (int64_t r = 0; r < rows; r++) {
+            double want = ref_dot(&q, r, x + t * cols),
+                   mag = ref_abs_dot(&q, r, x + t * cols) + 1e-30;
+            double e = fabs(yp[t * rows + r] - want) / mag;
+            if (e > worst_ref) worst_ref = e;
+            double m = fabs(ym[t * rows + r] - want) / mag;
+            if (m > worst_mm) worst_mm = m;
+            if (avx2) {
+                double v = fabs(yv[t * rows + r] - yp[t * rows + r]) / mag;
+                if (v > worst_var) worst_var = v;
+            }
+            if (avx512) {
+                double v = fabs(y5[t * rows + r] - yp[t * rows + r]) / mag;
+                if (v > worst_512) worst_512 = v;
+            }
+        }
+    /* int16 activations: each value within 1/65534 of its group's max; relative to sum |w·x|. */
+    CHECK_MSG(worst_ref < 1e-4, "bits %d group %d %s %lldx%lld n=%d: portable vs reference %.3g",
+              bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_ref);
+    CHECK_MSG(worst_var < 1e-6, "bits %d group %d %s %lldx%lld n=%d: AVX2 vs portable %.3g", bits,
+              group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_var);
+    CHECK_MSG(worst_512 < 1e-6, "bits %d group %d %s %lldx%lld n=%d: AVX-512 vs portable %.3g",
+              bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_512);
+    CHECK_MSG(worst_mm < 1e-4, "bits %d group %d %s %lldx%lld n=%d: op_matmul vs reference %.3g",
+              bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst_mm);
+    free(x);
+    free(yp);
+    free(yv);
+    free(ym);
+    free(y5);
+    free_act(&ap);
+    free_act(&av);
+    free_weight(&q);
+}
+
+static void test_every_bits_and_group(void) {
+    const enum dtype sdts[] = {DT_F16, DT_BF16, DT_F32};
+    int i = 0;
+    for (size_t b = 0; b < ARRAY_LEN(all_bits); b++)
+        for (size_t g = 0; g < ARRAY_LEN(all_groups); g++, i++) {
+            int group = all_groups[g];
+            /* odd numbers of rows and groups; 1, 5 and 7 tokens (tiles of 4 plus remainders) */
+            one_case(all_bits[b], group, sdts[i % 3], 37, group * 3, 1);
+            one_case(all_bits[b], group, sdts[(i + 1) % 3], 21, group * 5, 5);
+            one_case(all_bits[b], group, sdts[(i + 2) % 3], 9, 1152, 7);
+        }
+}
+
+static void test_many_tokens_and_slices(void) {
+    /* more columns than one slice of the AVX2 kernel, more tokens than one tile */
+    one_case(4, 64, DT_F16, 70, 2560, 13);
+    one_case(8, 128, DT_BF16, 33, 2304, 9);
+}
+
+static void test_zero_and_huge_activations(void) {
+    qweight q = make_weight(8, 128, 4, 64, DT_F16);
+    float x[2 * 128] = {0};
+    x[128 + 5] = 1e30f; /* one huge value: its group scales to it, no overflow */
+    float y[16];
+    op_matmul(NULL, y, x, 2, &q.w);
+    bool finite = true;
+    for (int i = 0; i < 16; i++) finite &= isfinite(y[i]);
+    CHECK(finite);
+    for (int r = 0; r < 8; r++) CHECK(y[r] == 0.0f);
+    free_weight(&q);
+}
+
+int main(void) {
+    if (!have_avx512())
+        printf("# no AVX512-VNNI on this CPU: the AVX-512 tiles are not compared\n");
+    RUN(test_mlx_layout_roundtrip);
+    RUN(test_every_bits_and_group);
+    RUN(test_many_tokens_and_slices);
+    RUN(test_zero_and_huge_activations);
+    return CHECK_DONE();
+}
