@@ -126,6 +126,18 @@ static void avx2_dense(void) {
     sub_ranges(&cpu_kernels_avx2);
 }
 
+/* The table dispatch chose, when it is the AVX-512 one (on CPUs that have it). */
+static void avx512_dense(void) {
+    const cpu_kernels *k = cpu_kernels_get();
+    if (strcmp(k->name, "avx512") != 0) return;
+    sweep(k);
+    sub_ranges(k);
+    int bad = 0; /* 32-row panels, 12-token tiles and their tails */
+    for (size_t d = 0; d < ARRAY_LEN(dtypes); d++)
+        for (int n = 6; n <= 30; n += 3) bad += compare(k, dtypes[d], 75, 40, n, 0, 75);
+    CHECK_MSG(bad == 0, "%d mismatches", bad);
+}
+
 /* Both tables' dot and axpy against doubles, over lengths that hit every tail. */
 static void dot_and_axpy(void) {
     const cpu_kernels *tables[] = {&cpu_kernels_portable, has_avx2() ? &cpu_kernels_avx2 : NULL};
@@ -291,6 +303,7 @@ static void fused_matmul(void) {
 int main(void) {
     RUN(portable_dense);
     RUN(avx2_dense);
+    RUN(avx512_dense);
     RUN(dot_and_axpy);
     RUN(attend_matches_softmax);
     RUN(silu_matches);

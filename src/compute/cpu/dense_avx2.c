@@ -132,26 +132,38 @@ ALWAYS_INLINE void transpose8(__m256 r[8]) {
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
-/* panel[k * 16 + i] = w[r + i][k] as f32 for i < nr (rows past nr are zero). */
-ALWAYS_INLINE void pack_panel(float *panel, const void *w, int64_t cols, int64_t r, int nr,
-                              enum dtype dt) {
+/* panel[k * width + i] = w[r + i][k] as f32 for i < nr (rows past nr are zero); width is 16
+ * here, 32 for the AVX-512 kernel. Whole groups of 8 rows go through 8×8 transposes. */
+ALWAYS_INLINE void pack_panel(float *panel, int width, const void *w, int64_t cols, int64_t r,
+                              int nr, enum dtype dt) {
+    int full = nr / 8 * 8;
     int64_t k = 0;
-    if (nr == PANEL) {
-        for (; k + 8 <= cols; k += 8)
-#pragma GCC unroll 2
-            for (int half = 0; half < 2; half++) {
-                __m256 v[8];
+    for (; k + 8 <= cols; k += 8)
+        for (int g = 0; g < full; g += 8) {
+            __m256 v[8];
 #pragma GCC unroll 8
-                for (int i = 0; i < 8; i++) v[i] = load8(w, (r + half * 8 + i) * cols + k, dt);
-                transpose8(v);
+            for (int i = 0; i < 8; i++) v[i] = load8(w, (r + g + i) * cols + k, dt);
+            transpose8(v);
 #pragma GCC unroll 8
-                for (int j = 0; j < 8; j++)
-                    _mm256_store_ps(panel + (k + j) * PANEL + half * 8, v[j]);
-            }
+            for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (k + j) * width + g, v[j]);
+        }
+    for (int64_t kk = 0; kk < cols; kk++)
+        for (int i = kk < k ? full : 0; i < width; i++)
+            panel[kk * width + i] = i < nr ? load1(w, (r + i) * cols + kk, dt) : 0.0f;
+}
+
+void dense_pack_panel(float *panel, int width, const weight *w, int64_t r, int nr) {
+    switch (w->dtype) {
+    case DT_BF16:
+        pack_panel(panel, width, w->data, w->cols, r, nr, DT_BF16);
+        break;
+    case DT_F16:
+        pack_panel(panel, width, w->data, w->cols, r, nr, DT_F16);
+        break;
+    default:
+        pack_panel(panel, width, w->data, w->cols, r, nr, DT_F32);
+        break;
     }
-    for (; k < cols; k++)
-        for (int i = 0; i < PANEL; i++)
-            panel[k * PANEL + i] = i < nr ? load1(w, (r + i) * cols + k, dt) : 0.0f;
 }
 
 /* y[t][r .. r+nr) for NT tokens from a packed panel. */
@@ -194,7 +206,7 @@ ALWAYS_INLINE void panel_tile(float *y, int64_t ldy, const float *x, int64_t col
  * token once the first forward pass has run. Freed when its thread ends. */
 typedef struct panel_buffer {
     float *data;
-    int64_t cols;
+    int64_t floats;
 } panel_buffer;
 
 static pthread_key_t panel_key;
@@ -210,7 +222,7 @@ static void panel_key_create(void) {
     pthread_key_create(&panel_key, panel_free);
 }
 
-static float *panel_for(int64_t cols) {
+float *dense_panel_buffer(int64_t floats) {
     pthread_once(&panel_once, panel_key_create);
     panel_buffer *b = pthread_getspecific(panel_key);
     if (!b) {
@@ -220,10 +232,10 @@ static float *panel_for(int64_t cols) {
             return NULL;
         }
     }
-    if (cols > b->cols) {
+    if (floats > b->floats) {
         free(b->data);
-        b->data = aligned_alloc(64, (size_t)(cols * PANEL * sizeof(float) + 63) & ~(size_t)63);
-        b->cols = b->data ? cols : 0;
+        b->data = aligned_alloc(64, (size_t)(floats * (int64_t)sizeof(float) + 63) & ~(size_t)63);
+        b->floats = b->data ? floats : 0;
     }
     return b->data;
 }
@@ -231,14 +243,14 @@ static float *panel_for(int64_t cols) {
 ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
                               int64_t r0, int64_t r1, enum dtype dt) {
     const int64_t cols = w->cols;
-    float *panel = panel_for(cols);
+    float *panel = dense_panel_buffer(cols * PANEL);
     if (!panel) { /* out of memory for 16 rows: fall back to the unpacked kernel */
         dot_rows(y, ldy, x, n, w, r0, r1, dt);
         return;
     }
     for (int64_t r = r0; r < r1; r += PANEL) {
         int nr = r1 - r < PANEL ? (int)(r1 - r) : PANEL;
-        pack_panel(panel, w->data, cols, r, nr, dt);
+        pack_panel(panel, PANEL, w->data, cols, r, nr, dt);
         int t = 0;
         for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS)
             panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, PANEL_TOKENS);

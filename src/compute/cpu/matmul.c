@@ -40,11 +40,11 @@ static int plan_part(matmul_part *m, float *y, const weight *w, int n, int threa
     m->w = w;
     m->first_task = first;
     /* Enough chunks to balance uneven cores, each large enough to amortize dispatch; whole
-     * 16-row panels when the kernel packs. */
+     * 32-row panels (AVX-512; two AVX2 panels) when the kernel packs. */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
     int64_t min_rows = n > 1 ? 16 : 32;
     if (per < min_rows) per = min_rows;
-    m->rows_per_task = n > 1 ? (per + 15) & ~(int64_t)15 : (per + 3) & ~(int64_t)3;
+    m->rows_per_task = n > 1 ? (per + 31) & ~(int64_t)31 : (per + 3) & ~(int64_t)3;
     return (int)((w->rows + m->rows_per_task - 1) / m->rows_per_task);
 }
 
