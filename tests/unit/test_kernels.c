@@ -121,7 +121,10 @@ static bool has_avx2(void) {
 }
 
 static void avx2_dense(void) {
-    if (!has_avx2()) return; /* nothing to compare on this CPU */
+    if (!has_avx2()) {
+        printf("# avx2_dense: no AVX2 on this CPU, nothing to compare\n");
+        return;
+    }
     sweep(&cpu_kernels_avx2);
     sub_ranges(&cpu_kernels_avx2);
 }
@@ -129,7 +132,10 @@ static void avx2_dense(void) {
 /* The table dispatch chose, when it is the AVX-512 one (on CPUs that have it). */
 static void avx512_dense(void) {
     const cpu_kernels *k = cpu_kernels_get();
-    if (strcmp(k->name, "avx512") != 0) return;
+    if (strcmp(k->name, "avx512") != 0) {
+        printf("# avx512_dense: this CPU runs \"%s\", nothing to compare\n", k->name);
+        return;
+    }
     sweep(k);
     sub_ranges(k);
     int bad = 0; /* 32-row panels, 12-token tiles and their tails */
