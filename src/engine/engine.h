@@ -104,4 +104,93 @@ typedef int (*token_fn)(void *ctx, int32_t token);
 int generate(forward_state *fs, kv_cache *kv, int seq, sampler *s, const int32_t *prompt,
              int n_prompt, const generate_opts *o, token_fn on_token, void *ctx);
 
+/* ---- scheduler: continuous batching (one engine thread owns the model) ---- */
+/* Requests queue in; every step the engine thread runs ONE forward pass holding the next
+ * token of every decoding sequence plus chunks of waiting prompts. Finished sequences leave
+ * their full KV blocks in the prompt cache; a new request adopts the longest cached prefix of
+ * whole blocks and prefills only the rest. Callbacks run on the engine thread: keep them short. */
+typedef struct scheduler scheduler;
+
+typedef struct scheduler_opts {
+    int max_seqs;          /* sequences running at once (--parallel; default 16) */
+    int max_batch;         /* entries per forward pass (default 256) */
+    int max_queue;         /* waiting requests before submit refuses (default 256) */
+    int ctx;               /* positions per sequence (default: the model's context, at most 8192) */
+    int64_t kv_tokens;     /* KV positions over all sequences (default max_seqs * ctx, at most
+                              max(ctx, 32768)) */
+    int prompt_cache_size; /* finished prompts kept (0: no prompt cache; default 16) */
+    size_t prompt_cache_bytes; /* their KV bytes at most (0: bounded by the KV pool only) */
+    kv_cache_opts kv;          /* block_size, quantized KV (bits) */
+} scheduler_opts;
+
+enum finish_reason { FINISH_STOP, FINISH_LENGTH, FINISH_CANCELLED, FINISH_ERROR };
+
+#define GEN_MAX_TOP_LOGPROBS 20
+
+/* One generated token, as handed to on_token. */
+typedef struct gen_token {
+    int32_t id;
+    float logprob; /* log p(id) at temperature 1 after penalties and logit_bias */
+    int n_top;     /* the request's top_logprobs alternatives, most likely first */
+    int32_t top_ids[GEN_MAX_TOP_LOGPROBS];
+    float top_logprobs[GEN_MAX_TOP_LOGPROBS];
+} gen_token;
+
+typedef struct gen_result {
+    enum finish_reason finish;
+    int prompt_tokens, cached_tokens, generated;
+    double queue_s, ttft_s, decode_s; /* waiting, submit -> first token, first -> last token */
+    char error[256];                  /* FINISH_ERROR: what went wrong */
+} gen_result;
+
+typedef struct gen_request {
+    const int32_t *prompt; /* copied by scheduler_submit */
+    int n_prompt;
+    int max_tokens;
+    sampler_params sampling;
+    const int32_t *bias_ids; /* logit_bias: added to those logits before sampling (copied) */
+    const float *bias_values;
+    int n_bias;
+    const int32_t *stop_ids; /* end-of-generation tokens (not reported; copied) */
+    int n_stop;
+    bool logprobs;    /* compute gen_token.logprob (costs a softmax over the vocabulary) */
+    int top_logprobs; /* 0..GEN_MAX_TOP_LOGPROBS alternatives per token */
+    /* Set by the caller (any thread) to drop the sequence at the next step. */
+    const _Atomic bool *cancel;
+    /* A non-zero return ends the request with FINISH_STOP (a stop string matched). */
+    int (*on_token)(void *ctx, const gen_token *t);
+    /* Called exactly once at the end; the scheduler forgets ctx after it returns. */
+    void (*on_done)(void *ctx, const gen_result *r);
+    void *ctx;
+} gen_request;
+
+enum submit_status {
+    SUBMIT_OK = 0,
+    SUBMIT_INVALID = -1,
+    SUBMIT_QUEUE_FULL = -2,
+    SUBMIT_STOPPED = -3
+};
+
+/* Loads nothing: takes a loaded model and starts the engine thread. NULL + error. */
+scheduler *scheduler_create(const model *m, thread_pool *pool, const scheduler_opts *o);
+/* Cancels everything still queued or running (on_done with FINISH_CANCELLED), then stops. */
+void scheduler_free(scheduler *s);
+/* Queues a request; on failure on_done is NOT called and kiln_error says why. */
+enum submit_status scheduler_submit(scheduler *s, const gen_request *r);
+/* Refuses new submissions (SUBMIT_STOPPED) from now on; running requests go on. */
+void scheduler_stop_accepting(scheduler *s);
+/* Cancels every queued and running request at the next step. */
+void scheduler_cancel_all(scheduler *s);
+int scheduler_ctx(const scheduler *s); /* positions per sequence */
+
+typedef struct scheduler_stats {
+    int queued, running;
+    int kv_blocks_used, kv_blocks_total, kv_block_size;
+    int prompt_cache_entries;
+    size_t prompt_cache_bytes;
+    uint64_t prompt_cache_hits, prompt_cache_misses, prompt_cache_hit_tokens;
+    uint64_t steps, batch_entries; /* forward passes and the entries they held */
+} scheduler_stats;
+void scheduler_get_stats(scheduler *s, scheduler_stats *out);
+
 #endif

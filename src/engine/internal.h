@@ -26,5 +26,23 @@ int kv_block_of(const kv_cache *kv, int seq, int pos);
 /* Records that position pos of seq now holds K/V. */
 void kv_seq_written(kv_cache *kv, int seq, int pos);
 bool kv_seq_valid(const kv_cache *kv, int seq);
+/* Touches all of the cache's memory once (the server commits it at startup). */
+void kv_cache_prefault(kv_cache *kv);
+
+/* ---- prompt cache (scheduler.c's): KV blocks of finished sequences, by token prefix ---- */
+typedef struct prompt_cache prompt_cache;
+/* max_entries finished prompts, their blocks at most max_bytes (0: no byte limit). */
+prompt_cache *prompt_cache_new(kv_cache *kv, int max_entries, size_t max_bytes);
+void prompt_cache_free(prompt_cache *pc); /* drops its block references */
+/* The longest run of whole cached blocks that starts tokens[0..n), at most max_blocks; *blocks
+ * points into the cache (valid until the next insert or evict). Returns the block count. */
+int prompt_cache_lookup(prompt_cache *pc, const int32_t *tokens, int n, int max_blocks,
+                        const int **blocks);
+/* Keeps (references) n_blocks full blocks holding tokens[0 .. n_blocks * block_size). */
+void prompt_cache_insert(prompt_cache *pc, const int32_t *tokens, const int *blocks, int n_blocks);
+/* Drops the least recently used entry; false when empty. */
+bool prompt_cache_evict_one(prompt_cache *pc);
+int prompt_cache_entries(const prompt_cache *pc);
+size_t prompt_cache_bytes(const prompt_cache *pc);
 
 #endif

@@ -326,3 +326,10 @@ int kv_block_of(const kv_cache *kv, int seq, int pos) {
 void kv_seq_written(kv_cache *kv, int seq, int pos) {
     if (pos + 1 > kv->seqs[seq].length) kv->seqs[seq].length = pos + 1;
 }
+
+void kv_cache_prefault(kv_cache *kv) {
+    size_t bytes = kv->floats_per_block * sizeof(float) * (size_t)kv->n_float;
+    size_t q_bytes = kv->q_bytes_per_block * (size_t)(kv->n_blocks - kv->n_float);
+    if (bytes) memset(kv->k, 0, bytes), memset(kv->v, 0, bytes);
+    if (q_bytes) memset(kv->kq, 0, q_bytes), memset(kv->vq, 0, q_bytes);
+}
