@@ -58,14 +58,26 @@ static double time_decode(bench_ctx *b, int n) {
     return dt;
 }
 
+/* Multiply-adds ×2 of the matmuls one token needs (the FLOP count that bounds prefill). */
+static double matmul_flops_per_token(const model *m) {
+    double macs = (double)m->lm_head.rows * (double)m->lm_head.cols;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const layer_weights *w = &m->layers[l];
+        const weight *all[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
+        for (size_t i = 0; i < ARRAY_LEN(all); i++)
+            macs += (double)all[i]->rows * (double)all[i]->cols;
+    }
+    return 2 * macs;
+}
+
 static void report(const char *test, int n, double best, const bench_ctx *b, int threads) {
     double tps = n / best;
     size_t bytes = model_weight_bytes(b->m);
     printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"seconds\":%.4f,\"model_bytes\":%zu,"
-           "\"weight_read_gb_per_s\":%.3f,\"threads\":%d,\"isa\":\"%s\",\"kv_bits\":%d,"
-           "\"kv_bytes_per_token\":%zu}\n",
-           test, tps, best, bytes, tps * (double)bytes / 1e9, threads, compute_isa(), b->kv_bits,
-           kv_cache_bytes_per_token(b->kv));
+           "\"weight_read_gb_per_s\":%.3f,\"matmul_flops_per_token\":%.0f,\"threads\":%d,"
+           "\"isa\":\"%s\",\"kv_bits\":%d,\"kv_bytes_per_token\":%zu}\n",
+           test, tps, best, bytes, tps * (double)bytes / 1e9, matmul_flops_per_token(b->m), threads,
+           compute_isa(), b->kv_bits, kv_cache_bytes_per_token(b->kv));
     fflush(stdout);
 }
 

@@ -67,6 +67,12 @@ void to_f32(float *dst, const void *src, enum dtype t, size_t n);
 /* ---- ops (CPU) ---- */
 /* y[n, w->rows] = x[n, w->cols] · wᵀ, on all threads of pool (may be NULL). */
 void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w);
+/* y[i] = x · w[i]ᵀ for i < count (at most OP_MATMUL_MAX_FUSED) in one parallel pass; every
+ * w[i] has x's w->cols columns. Saves a thread barrier per extra weight (decode does ~100 a
+ * token, and a core shared with other processes makes each one costly). */
+#define OP_MATMUL_MAX_FUSED 4
+void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
+                     const weight *const *w, int count);
 /* Plans the calling thread's scratch for quantized matmuls of up to n tokens of up to cols
  * inputs, so op_matmul never allocates afterwards; -1 + error when out of memory. */
 int op_matmul_reserve(int n, int64_t cols);
@@ -83,6 +89,14 @@ void op_add(float *y, const float *x, int n); /* y += x */
 void op_softmax(float *x, int n);
 float op_dot(const float *a, const float *b, int n);
 void op_axpy(float *y, float a, const float *x, int n); /* y += a·x */
+/* One step of online-softmax attention for query q[hd] over `run` positions whose keys and
+ * values are k[run][hd] and v[run][hd]: with scores s = scale·q·k, raises *max to the largest
+ * score seen, rescales acc[hd] and *sum to it, then adds Σ exp(s - *max)·v to acc and
+ * Σ exp(s - *max) to *sum. Start with *max = -INFINITY, *sum = 0, acc = 0; the attention
+ * output is acc / *sum. run is at most OP_ATTEND_MAX_RUN. */
+#define OP_ATTEND_MAX_RUN 64
+void op_attend(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+               int run, int hd, float scale);
 
 /* Instruction set in use ("avx512", "avx2", "portable"); KILN_ISA=portable forces the fallback. */
 const char *compute_isa(void);

@@ -69,6 +69,16 @@ static void linear(forward_state *fs, float *y, const float *x, int n, const wei
         for (int i = 0; i < n; i++) op_add(y + (size_t)i * w->rows, bias, (int)w->rows);
 }
 
+/* Several linears of the same input in one parallel pass (q/k/v; gate/up). */
+static void linear_fused(forward_state *fs, float *const *y, const float *x, int n,
+                         const weight *const *w, const float *const *bias, int count) {
+    op_matmul_fused(fs->pool, y, x, n, w, count);
+    for (int k = 0; k < count; k++)
+        if (bias[k])
+            for (int i = 0; i < n; i++)
+                op_add(y[k] + (size_t)i * w[k]->rows, bias[k], (int)w[k]->rows);
+}
+
 typedef struct attention_job {
     forward_state *fs;
     const kv_cache *kv;
@@ -76,7 +86,30 @@ typedef struct attention_job {
     int layer;
 } attention_job;
 
-/* One (entry, head): online softmax over the sequence's cached positions, block by block. */
+/* The online-softmax step over `run` positions of a quantized KV block (records of kv_quant.c),
+ * one position at a time. */
+static void attend_quantized(const attention_job *j, int block, int slot, int run, int kvh,
+                             const float *q, float scale, float *acc, float *max, float *sum) {
+    const int hd = j->fs->m->cfg.head_dim;
+    const int qbits = kv_quant_bits(j->kv), qgroup = kv_quant_group(j->kv);
+    for (int r = slot; r < slot + run; r++) {
+        const uint8_t *kq = kv_kq(j->kv, block, j->layer, kvh, r);
+        const uint8_t *vq = kv_vq(j->kv, block, j->layer, kvh, r);
+        float s = kv_quant_dot(kq, q, hd, qbits, qgroup) * scale;
+        if (s > *max) {
+            float f = expf(*max - s);
+            for (int d = 0; d < hd; d++) acc[d] *= f;
+            *sum *= f;
+            *max = s;
+        }
+        float w = expf(s - *max);
+        *sum += w;
+        kv_quant_axpy(acc, w, vq, hd, qbits, qgroup);
+    }
+}
+
+/* One (entry, head): online softmax over the sequence's cached positions, a run of up to
+ * OP_ATTEND_MAX_RUN positions of one KV block at a time. */
 static void attention_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     const attention_job *j = ctx;
@@ -91,94 +124,121 @@ static void attention_task(void *ctx, int task, int n_tasks) {
     int start = 0;
     if (c->sliding_window > 0 && e->pos - c->sliding_window + 1 > 0)
         start = e->pos - c->sliding_window + 1;
-    const int qbits = kv_quant_bits(j->kv), qgroup = kv_quant_group(j->kv);
-    float acc[MAX_HEAD_DIM] = {0};
+    float acc[MAX_HEAD_DIM] __attribute__((aligned(32))) = {0};
     float max = -INFINITY, sum = 0;
-    for (int p = start; p <= e->pos; p++) {
+    for (int p = start; p <= e->pos;) {
+        int in_block = p % bs, run = bs - in_block;
+        if (run > e->pos + 1 - p) run = e->pos + 1 - p;
+        if (run > OP_ATTEND_MAX_RUN) run = OP_ATTEND_MAX_RUN;
         int block = kv_block_of(j->kv, e->seq, p);
-        const uint8_t *kq = NULL, *vq = NULL;
-        const float *k = NULL, *v = NULL;
-        float s;
-        if (kv_block_quantized(j->kv, block)) { /* quantized KV: dot the records directly */
-            kq = kv_kq(j->kv, block, j->layer, kvh, p % bs);
-            vq = kv_vq(j->kv, block, j->layer, kvh, p % bs);
-            s = kv_quant_dot(kq, q, hd, qbits, qgroup) * scale;
+        if (kv_block_quantized(j->kv, block)) {
+            attend_quantized(j, block, in_block, run, kvh, q, scale, acc, &max, &sum);
         } else {
-            k = kv_k(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
-            v = kv_v(j->kv, block, j->layer, kvh) + (size_t)(p % bs) * hd;
-            s = op_dot(q, k, hd) * scale;
+            const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
+            const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
+            op_attend(acc, &max, &sum, q, k, v, run, hd, scale);
         }
-        if (s > max) {
-            float r = expf(max - s);
-            for (int d = 0; d < hd; d++) acc[d] *= r;
-            sum *= r;
-            max = s;
-        }
-        float w = expf(s - max);
-        sum += w;
-        if (vq)
-            kv_quant_axpy(acc, w, vq, hd, qbits, qgroup);
-        else
-            op_axpy(acc, w, v, hd);
+        p += run;
     }
     for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;
+}
+
+/* The per-token steps between matmuls, run over chunks of the batch on all threads (a prompt
+ * chunk of 512 tokens would otherwise leave the other cores idle through them). */
+typedef struct token_job {
+    forward_state *fs;
+    kv_cache *kv;
+    const batch_entry *batch;
+    const float *norm; /* attn_norm or ffn_norm */
+    int layer, n;
+    void (*step)(const struct token_job *j, int i);
+} token_job;
+
+static void token_task(void *ctx, int task, int n_tasks) {
+    const token_job *j = ctx;
+    for (int i = task * j->n / n_tasks; i < (task + 1) * j->n / n_tasks; i++) j->step(j, i);
+}
+
+static void per_token(token_job *j, int n, void (*step)(const token_job *, int)) {
+    j->n = n;
+    j->step = step;
+    int chunks = 4 * pool_size(j->fs->pool);
+    pool_run(j->fs->pool, token_task, j, n < chunks ? n : chunks);
+}
+
+static void norm_step(const token_job *j, int i) { /* xb = rmsnorm(x) */
+    const model_config *c = &j->fs->m->cfg;
+    op_rmsnorm(j->fs->xb + (size_t)i * c->dim, j->fs->x + (size_t)i * c->dim, j->norm, c->dim,
+               c->norm_eps);
+}
+
+static void residual_step(const token_job *j, int i) { /* x += xb */
+    const int dim = j->fs->m->cfg.dim;
+    op_add(j->fs->x + (size_t)i * dim, j->fs->xb + (size_t)i * dim, dim);
+}
+
+static void silu_step(const token_job *j, int i) { /* hb = silu(hb) * hb2 */
+    const size_t h = (size_t)j->fs->m->cfg.hidden_dim;
+    op_silu_mul(j->fs->hb + i * h, j->fs->hb2 + i * h, (int)h);
+}
+
+/* q/k norms (Qwen3), rotary embedding, then K and V into the cache. */
+static void rope_store_step(const token_job *j, int i) {
+    const model_config *c = &j->fs->m->cfg;
+    const layer_weights *w = &j->fs->m->layers[j->layer];
+    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
+    float *q = j->fs->q + (size_t)i * q_dim, *k = j->fs->k + (size_t)i * kv_dim;
+    const float *v = j->fs->v + (size_t)i * kv_dim;
+    if (c->qk_norm) {
+        for (int h = 0; h < c->n_heads; h++)
+            op_rmsnorm(q + h * hd, q + h * hd, w->q_norm, hd, c->norm_eps);
+        for (int h = 0; h < c->n_kv_heads; h++)
+            op_rmsnorm(k + h * hd, k + h * hd, w->k_norm, hd, c->norm_eps);
+    }
+    const batch_entry *e = &j->batch[i];
+    op_rope(q, c->n_heads, hd, e->pos, j->fs->m->inv_freq, c->rope_interleaved);
+    op_rope(k, c->n_kv_heads, hd, e->pos, j->fs->m->inv_freq, c->rope_interleaved);
+    int block = kv_block_of(j->kv, e->seq, e->pos);
+    size_t slot = (size_t)(e->pos % kv_cache_block_size(j->kv)) * hd;
+    for (int h = 0; h < c->n_kv_heads; h++) {
+        if (kv_block_quantized(j->kv, block)) { /* quantized once, when written */
+            int bits = kv_quant_bits(j->kv), group = kv_quant_group(j->kv);
+            int s = e->pos % kv_cache_block_size(j->kv);
+            kv_quant_store(kv_kq(j->kv, block, j->layer, h, s), k + h * hd, hd, bits, group);
+            kv_quant_store(kv_vq(j->kv, block, j->layer, h, s), v + h * hd, hd, bits, group);
+            continue;
+        }
+        memcpy(kv_k(j->kv, block, j->layer, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
+        memcpy(kv_v(j->kv, block, j->layer, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
+    }
 }
 
 static void attention_block(forward_state *fs, kv_cache *kv, const batch_entry *batch, int n,
                             int l) {
     const model_config *c = &fs->m->cfg;
     const layer_weights *w = &fs->m->layers[l];
-    const int hd = c->head_dim, q_dim = c->n_heads * hd, kv_dim = c->n_kv_heads * hd;
-    for (int i = 0; i < n; i++)
-        op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->attn_norm, c->dim,
-                   c->norm_eps);
-    linear(fs, fs->q, fs->xb, n, &w->wq, w->bq);
-    linear(fs, fs->k, fs->xb, n, &w->wk, w->bk);
-    linear(fs, fs->v, fs->xb, n, &w->wv, w->bv);
-    const int bs = kv_cache_block_size(kv);
-    for (int i = 0; i < n; i++) {
-        float *q = fs->q + (size_t)i * q_dim, *k = fs->k + (size_t)i * kv_dim;
-        const float *v = fs->v + (size_t)i * kv_dim;
-        if (c->qk_norm) {
-            for (int h = 0; h < c->n_heads; h++)
-                op_rmsnorm(q + h * hd, q + h * hd, w->q_norm, hd, c->norm_eps);
-            for (int h = 0; h < c->n_kv_heads; h++)
-                op_rmsnorm(k + h * hd, k + h * hd, w->k_norm, hd, c->norm_eps);
-        }
-        op_rope(q, c->n_heads, hd, batch[i].pos, fs->m->inv_freq, c->rope_interleaved);
-        op_rope(k, c->n_kv_heads, hd, batch[i].pos, fs->m->inv_freq, c->rope_interleaved);
-        int block = kv_block_of(kv, batch[i].seq, batch[i].pos);
-        size_t slot = (size_t)(batch[i].pos % bs) * hd;
-        for (int h = 0; h < c->n_kv_heads; h++) {
-            if (kv_block_quantized(kv, block)) { /* quantized once, when written */
-                int bits = kv_quant_bits(kv), group = kv_quant_group(kv), s = batch[i].pos % bs;
-                kv_quant_store(kv_kq(kv, block, l, h, s), k + h * hd, hd, bits, group);
-                kv_quant_store(kv_vq(kv, block, l, h, s), v + h * hd, hd, bits, group);
-                continue;
-            }
-            memcpy(kv_k(kv, block, l, h) + slot, k + h * hd, (size_t)hd * sizeof(float));
-            memcpy(kv_v(kv, block, l, h) + slot, v + h * hd, (size_t)hd * sizeof(float));
-        }
-    }
+    token_job tj = {.fs = fs, .kv = kv, .batch = batch, .norm = w->attn_norm, .layer = l};
+    per_token(&tj, n, norm_step);
+    linear_fused(fs, (float *[]){fs->q, fs->k, fs->v}, fs->xb, n,
+                 (const weight *[]){&w->wq, &w->wk, &w->wv}, (const float *[]){w->bq, w->bk, w->bv},
+                 3);
+    per_token(&tj, n, rope_store_step);
     attention_job job = {.fs = fs, .kv = kv, .batch = batch, .layer = l};
     pool_run(fs->pool, attention_task, &job, n * c->n_heads);
     linear(fs, fs->xb, fs->att, n, &w->wo, w->bo);
-    for (int i = 0; i < n; i++)
-        op_add(fs->x + (size_t)i * c->dim, fs->xb + (size_t)i * c->dim, c->dim);
+    per_token(&tj, n, residual_step);
 }
 
 static void mlp_block(forward_state *fs, int n, int l) {
-    const model_config *c = &fs->m->cfg;
     const layer_weights *w = &fs->m->layers[l];
-    for (int i = 0; i < n; i++)
-        op_rmsnorm(fs->xb + (size_t)i * c->dim, fs->x + (size_t)i * c->dim, w->ffn_norm, c->dim,
-                   c->norm_eps);
-    linear(fs, fs->hb, fs->xb, n, &w->w_gate, w->b_gate);
-    linear(fs, fs->hb2, fs->xb, n, &w->w_up, w->b_up);
-    op_silu_mul(fs->hb, fs->hb2, n * c->hidden_dim);
+    token_job tj = {.fs = fs, .norm = w->ffn_norm, .layer = l};
+    per_token(&tj, n, norm_step);
+    linear_fused(fs, (float *[]){fs->hb, fs->hb2}, fs->xb, n,
+                 (const weight *[]){&w->w_gate, &w->w_up}, (const float *[]){w->b_gate, w->b_up},
+                 2);
+    per_token(&tj, n, silu_step);
     linear(fs, fs->xb, fs->hb, n, &w->w_down, w->b_down);
-    for (int i = 0; i < n; i++)
-        op_add(fs->x + (size_t)i * c->dim, fs->xb + (size_t)i * c->dim, c->dim);
+    per_token(&tj, n, residual_step);
 }
 
 static int check_batch(const forward_state *fs, const kv_cache *kv, const batch_entry *b, int n) {

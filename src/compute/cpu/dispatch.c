@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const cpu_kernels *chosen;
-static cpu_kernels avx512; /* the AVX2 table with the AVX512-VNNI quantized tiles */
+static cpu_kernels avx512; /* the AVX2 table with the AVX-512 dense and VNNI quantized tiles */
 static pthread_once_t chosen_once = PTHREAD_ONCE_INIT;
 
 static void choose(void) {
@@ -28,6 +28,7 @@ static void choose(void) {
         avx512 = cpu_kernels_avx2;
         avx512.name = "avx512";
         avx512.quant_rows = quant_rows_avx512;
+        avx512.dense_rows = dense_rows_avx512;
         chosen = &avx512;
     }
 }

@@ -36,13 +36,32 @@ typedef struct cpu_kernels {
     /* Quantizes tokens [t0, t1) of x into a (every variant gives identical codes and scales). */
     void (*quantize_act)(quant_act *a, const float *x, int t0, int t1);
     float (*dot)(const float *a, const float *b, int n);
+    /* One online-softmax step of attention (see op_attend in compute.h). */
+    void (*attend)(float *acc, float *max, float *sum, const float *q, const float *k,
+                   const float *v, int run, int hd, float scale);
     void (*axpy)(float *y, float a, const float *x, int n);
+    void (*silu_mul)(float *a, const float *b, int n); /* a = silu(a) · b */
 } cpu_kernels;
 
 extern const cpu_kernels cpu_kernels_portable;
 extern const cpu_kernels cpu_kernels_avx2;
 const cpu_kernels *cpu_kernels_get(void);
 
+/* Portable attention step (the reference for SIMD variants). */
+void attend_portable(float *acc, float *max, float *sum, const float *q, const float *k,
+                     const float *v, int run, int hd, float scale);
+void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+                 int run, int hd, float scale);
+/* Dense prefill helpers (dense_avx2.c): the calling thread's panel buffer of at least `floats`
+ * floats (grown rarely, freed with the thread; NULL when out of memory), and the packing of
+ * rows [r, r + nr) of w as panel[k * width + i] f32 (width a multiple of 8, rows past nr 0). */
+float *dense_panel_buffer(int64_t floats);
+void dense_pack_panel(float *panel, int width, const weight *w, int64_t r, int nr);
+/* AVX-512 dense rows (dense_avx512.c): 32-row × 12-token panels for prefill. */
+void dense_rows_avx512(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
+                       int64_t r1);
+void silu_mul_portable(float *a, const float *b, int n);
+void silu_mul_avx2(float *a, const float *b, int n);
 /* Float reference for quantized rows: dequantizes each row and dots it with float x (tests). */
 void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                           int64_t r1);

@@ -1,53 +1,73 @@
 /*
- * matmul.c — y = x·wᵀ over all threads. Work is split by output rows into chunks handed out
- * dynamically (cores shared with other processes finish unevenly). For many tokens, x is cut
- * into blocks that fit in L2 so each chunk of weight rows is reused from cache across a block.
+ * matmul.c — y = x·wᵀ over all threads for dense weights (quantized ones go to quant_matmul.c).
+ * Work is split by output rows into chunks handed out dynamically (cores shared with other
+ * processes finish unevenly). The dense kernels get every token at once: for many tokens they
+ * pack each panel of 16 rows once and run all tokens over it. Several weights applied to the
+ * same x (q/k/v, gate/up) can share one parallel pass: one barrier instead of several.
  */
 #include "compute/cpu/kernels.h"
 
-#define X_BLOCK_BYTES (192 * 1024)
-
-typedef struct matmul_job {
+/* One weight of a (possibly fused) matmul: its output, rows per task and first task index. */
+typedef struct matmul_part {
     float *y;
-    const float *x;
-    int n;
     const weight *w;
     int64_t rows_per_task;
-    int tokens_per_block;
+    int first_task;
+} matmul_part;
+
+typedef struct matmul_job {
+    const float *x;
+    int n, count;
     void (*rows)(float *, int64_t, const float *, int, const weight *, int64_t, int64_t);
+    matmul_part part[OP_MATMUL_MAX_FUSED];
 } matmul_job;
 
 static void matmul_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     const matmul_job *j = ctx;
-    int64_t r0 = task * j->rows_per_task;
-    int64_t r1 = r0 + j->rows_per_task;
-    if (r1 > j->w->rows) r1 = j->w->rows;
-    for (int t0 = 0; t0 < j->n; t0 += j->tokens_per_block) {
-        int nt = j->n - t0 < j->tokens_per_block ? j->n - t0 : j->tokens_per_block;
-        j->rows(j->y + (int64_t)t0 * j->w->rows, j->w->rows, j->x + (int64_t)t0 * j->w->cols, nt,
-                j->w, r0, r1);
-    }
+    int p = j->count - 1;
+    while (p > 0 && task < j->part[p].first_task) p--;
+    const matmul_part *m = &j->part[p];
+    int64_t r0 = (task - m->first_task) * m->rows_per_task;
+    int64_t r1 = r0 + m->rows_per_task;
+    if (r1 > m->w->rows) r1 = m->w->rows;
+    j->rows(m->y, m->w->rows, j->x, j->n, m->w, r0, r1);
 }
 
-void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
-    if (weight_is_quantized(w)) {
-        quant_matmul(pool, y, x, n, w);
-        return;
-    }
-    const cpu_kernels *k = cpu_kernels_get();
-    matmul_job j = {.y = y, .x = x, .n = n, .w = w};
-    j.rows = k->dense_rows;
-    int threads = pool_size(pool);
-    /* Enough chunks to balance uneven cores, each large enough to amortize dispatch. */
+/* Splits one weight into tasks; returns how many. */
+static int plan_part(matmul_part *m, float *y, const weight *w, int n, int threads, int first) {
+    m->y = y;
+    m->w = w;
+    m->first_task = first;
+    /* Enough chunks to balance uneven cores, each large enough to amortize dispatch; whole
+     * 32-row panels (AVX-512; two AVX2 panels) when the kernel packs. */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
     int64_t min_rows = n > 1 ? 16 : 32;
     if (per < min_rows) per = min_rows;
-    j.rows_per_task = (per + 3) & ~(int64_t)3;
-    int64_t tb = X_BLOCK_BYTES / (w->cols * (int64_t)sizeof(float));
-    tb = tb < 3 ? 3 : tb - tb % 3;
-    j.tokens_per_block = tb > n ? n : (int)tb;
-    int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);
+    m->rows_per_task = n > 1 ? (per + 31) & ~(int64_t)31 : (per + 3) & ~(int64_t)3;
+    return (int)((w->rows + m->rows_per_task - 1) / m->rows_per_task);
+}
+
+void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
+    op_matmul_fused(pool, &y, x, n, &w, 1);
+}
+
+void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
+                     const weight *const *w, int count) {
+    bool quantized = false;
+    for (int i = 0; i < count; i++) quantized |= weight_is_quantized(w[i]);
+    if (quantized) { /* quant_matmul quantizes x itself: one weight at a time */
+        for (int i = 0; i < count; i++)
+            if (weight_is_quantized(w[i]))
+                quant_matmul(pool, y[i], x, n, w[i]);
+            else
+                op_matmul_fused(pool, &y[i], x, n, &w[i], 1);
+        return;
+    }
+    matmul_job j = {.x = x, .n = n, .count = count, .rows = cpu_kernels_get()->dense_rows};
+    int threads = pool_size(pool), n_tasks = 0;
+    for (int i = 0; i < count; i++)
+        n_tasks += plan_part(&j.part[i], y[i], w[i], n, threads, n_tasks);
     pool_run(pool, matmul_task, &j, n_tasks);
 }
 

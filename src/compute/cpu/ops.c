@@ -31,7 +31,7 @@ void op_rope(float *v, int n_heads, int head_dim, int pos, const float *inv_freq
 }
 
 void op_silu_mul(float *a, const float *b, int n) {
-    for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+    cpu_kernels_get()->silu_mul(a, b, n);
 }
 
 void op_add(float *y, const float *x, int n) {
@@ -49,6 +49,11 @@ void op_softmax(float *x, int n) {
 
 float op_dot(const float *a, const float *b, int n) {
     return cpu_kernels_get()->dot(a, b, n);
+}
+
+void op_attend(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
+               int run, int hd, float scale) {
+    cpu_kernels_get()->attend(acc, max, sum, q, k, v, run, hd, scale);
 }
 
 void op_axpy(float *y, float a, const float *x, int n) {

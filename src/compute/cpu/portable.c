@@ -4,6 +4,8 @@
  */
 #include "compute/cpu/kernels.h"
 
+#include <math.h>
+
 static float weight_at(const weight *w, int64_t i) {
     switch (w->dtype) {
     case DT_F16:
@@ -90,11 +92,37 @@ static void axpy_portable(float *y, float a, const float *x, int n) {
     for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void attend_portable(float *acc, float *max, float *sum, const float *q, const float *k,
+                     const float *v, int run, int hd, float scale) {
+    float s[OP_ATTEND_MAX_RUN], run_max = -INFINITY;
+    for (int r = 0; r < run; r++) {
+        s[r] = dot_portable(q, k + (size_t)r * hd, hd) * scale;
+        if (s[r] > run_max) run_max = s[r];
+    }
+    if (run_max > *max) {
+        float f = expf(*max - run_max);
+        for (int d = 0; d < hd; d++) acc[d] *= f;
+        *sum *= f;
+        *max = run_max;
+    }
+    for (int r = 0; r < run; r++) {
+        float w = expf(s[r] - *max);
+        *sum += w;
+        axpy_portable(acc, w, v + (size_t)r * hd, hd);
+    }
+}
+
+void silu_mul_portable(float *a, const float *b, int n) {
+    for (int i = 0; i < n; i++) a[i] = a[i] / (1.0f + expf(-a[i])) * b[i];
+}
+
 const cpu_kernels cpu_kernels_portable = {
     .name = "portable",
     .dense_rows = dense_rows_portable,
     .quant_rows = quant_rows_portable,
     .quantize_act = quantize_act_portable,
     .dot = dot_portable,
+    .attend = attend_portable,
+    .silu_mul = silu_mul_portable,
     .axpy = axpy_portable,
 };

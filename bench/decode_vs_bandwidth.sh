@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# bench/decode_vs_bandwidth.sh — relates kiln's decode and prefill speed to what the machine
+# can do, measured in the same run: builds kiln and the probes, makes a random-weight model of
+# a real shape (kept in build/models/), then for each round reads the weight file from the page
+# cache (bench/bandwidth, MADV_HUGEPAGE as kiln maps it), runs `kiln bench` for decode (tg),
+# reads again, runs prefill (pp). Shared hosts drift ±20% minute to minute, so each decode is
+# compared with the bandwidth measured right around it, and medians over rounds are reported.
+#
+#   bench/decode_vs_bandwidth.sh [--shape llama-1b|smollm-135m|tiny-long] [--dtype bf16|f16|f32]
+#                                [--bits 4|8] [-p 512] [-n 128] [-t THREADS] [--rounds 3]
+#
+# Prints one line per round and a summary with: decode tokens/s, bytes of weights per token,
+# achieved GB/s and its ratio to the read bandwidth (target >= 0.80 for BF16 on llama-1b),
+# prefill tokens/s and its ratio to decode (target >= 10), and the prefill ceiling set by the
+# measured FMA rate (2 FLOPs per weight per token), so a compute-bound miss shows as such.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+shape=llama-1b dtype=bf16 bits="" p=512 n=128 threads="" rounds=3
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --shape) shape=$2; shift 2 ;;
+    --dtype) dtype=$2; shift 2 ;;
+    --bits) bits=$2; shift 2 ;;
+    -p) p=$2; shift 2 ;;
+    -n) n=$2; shift 2 ;;
+    -t) threads=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    *) echo "decode_vs_bandwidth.sh: unknown argument \"$1\" (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+make -s -j2 bench >/dev/null
+kiln=${KILN:-build/kiln} # KILN=path compares another build (e.g. a baseline) on the same probe
+name="$shape-$dtype${bits:+-q$bits}"
+model="build/models/$name"
+if [ ! -d "$model" ]; then
+    mkdir -p build/models
+    build/bench/make_random_model --shape "$shape" --dtype "$dtype" ${bits:+--bits "$bits"} "$model" >&2
+fi
+# The largest weight file stands for all of them (one file below 4 GB; else the first shard).
+file=$(ls -S "$model"/*.safetensors | head -n 1)
+tflag=${threads:+-t $threads}
+
+# field NAME JSON_LINE -> the number after "NAME":
+field() { sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p" <<<"$2"; }
+median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
+read_bw() { field median_gb_per_s "$(build/bench/bandwidth -m file -p 5 $tflag -f "$file")"; }
+
+fma_now() { field gflop_per_s "$(build/bench/bandwidth -m fma $tflag)"; }
+fma=$(fma_now)
+echo "model $model ($(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%FT%TZ))"
+printf '%-6s %9s %9s %9s %7s %9s %9s\n' round read_GB/s tg_tok/s tg_GB/s tg/read pp_tok/s pp/tg
+ratios=() tgs=() tggbs=() bws=() pps=() pptg=()
+for r in $(seq 1 "$rounds"); do
+    bw1=$(read_bw)
+    tg=$("$kiln" bench "$model" -p 0 -n "$n" -r 1 $tflag)
+    bw2=$(read_bw)
+    bw=$(awk -v a="$bw1" -v b="$bw2" 'BEGIN {printf "%.2f", (a + b) / 2}')
+    tps=$(field tokens_per_s "$tg")
+    gbs=$(field weight_read_gb_per_s "$tg")
+    bytes=$(field model_bytes "$tg")
+    flops=$(field matmul_flops_per_token "$tg")
+    ratio=$(awk -v g="$gbs" -v b="$bw" 'BEGIN {printf "%.3f", g / b}')
+    pp_tps=0 pp_ratio=0
+    if [ "$p" -gt 0 ]; then
+        pp=$("$kiln" bench "$model" -p "$p" -n 0 -r 1 $tflag)
+        pp_tps=$(field tokens_per_s "$pp")
+        pp_ratio=$(awk -v a="$pp_tps" -v b="$tps" 'BEGIN {printf "%.2f", a / b}')
+    fi
+    printf '%-6s %9s %9.2f %9.2f %7s %9.1f %9s\n' "$r" "$bw" "$tps" "$gbs" "$ratio" "$pp_tps" "$pp_ratio"
+    # The FMA peak is the best seen over the run: contention only ever lowers it.
+    fma=$(awk -v a="$fma" -v b="$(fma_now)" 'BEGIN {print (b > a ? b : a)}')
+    ratios+=("$ratio") tgs+=("$tps") tggbs+=("$gbs") bws+=("$bw") pps+=("$pp_tps") pptg+=("$pp_ratio")
+done
+
+m_ratio=$(printf '%s\n' "${ratios[@]}" | median)
+m_tg=$(printf '%s\n' "${tgs[@]}" | median)
+m_gbs=$(printf '%s\n' "${tggbs[@]}" | median)
+m_bw=$(printf '%s\n' "${bws[@]}" | median)
+m_pp=$(printf '%s\n' "${pps[@]}" | median)
+m_pptg=$(printf '%s\n' "${pptg[@]}" | median)
+ceiling=$(awk -v f="$fma" -v fl="${flops:-0}" 'BEGIN {if (fl > 0) printf "%.1f", f * 1e9 / fl; else print 0}')
+echo "summary ($rounds rounds, medians; $(nproc) cores shared with other work, so expect noise):"
+awk -v t="$m_tg" -v b="$bytes" -v g="$m_gbs" -v n="$n" 'BEGIN {printf "  decode tg%d:       %.2f tokens/s, %.3f GB of weights per token, %.2f GB/s\n", n, t, b / 1e9, g}'
+awk -v b="$m_bw" 'BEGIN {printf "  read bandwidth:   %.2f GB/s (the mmapped weight file from the page cache, around each decode)\n", b}'
+awk -v r="$m_ratio" 'BEGIN {printf "  decode / read:    %.2f   (target >= 0.80)\n", r}'
+if [ "$p" -gt 0 ]; then
+    awk -v pp="$m_pp" -v r="$m_pptg" -v p="$p" 'BEGIN {printf "  prefill pp%d:     %.1f tokens/s = %.1f x decode   (target >= 10)\n", p, pp, r}'
+    if [ "$ceiling" != 0 ]; then
+        awk -v c="$ceiling" -v f="$fma" -v fl="$flops" -v pp="$m_pp" -v t="$m_tg" 'BEGIN {
+            printf "  prefill ceiling:  %.1f tokens/s at the best FMA rate seen, %.0f GFLOP/s (%.2f GFLOP a token); prefill reaches %.0f%% of it\n", c, f, fl / 1e9, 100 * pp / c
+            printf "  10x decode would need %.1f tokens/s = %.0f%% of that ceiling\n", 10 * t, 1000 * t / c }'
+    fi
+fi
