@@ -125,17 +125,6 @@ static bool wait_runner(const deploy_config *cfg, double timeout, deploy_state *
     }
 }
 
-static bool wait_no_runner(const deploy_config *cfg, double timeout) {
-    double deadline = now_seconds() + timeout;
-    for (;;) {
-        deploy_state st;
-        deploy_state_read(cfg, &st);
-        if (!st.runner_pid) return true;
-        if (now_seconds() >= deadline) return false;
-        usleep(50 * 1000);
-    }
-}
-
 static void clear_stale_pidfile(const deploy_config *cfg, const deploy_state *st) {
     if (!st->stale_pidfile) return;
     char *pidfile = deploy_pidfile(cfg);
@@ -202,7 +191,7 @@ int deploy_stop(const deploy_config *cfg, deploy_backend b, double timeout) {
             char *plist = launchd_plist_path(cfg->name);
             rc = b == BACKEND_SYSTEMD ? systemd_stop(cfg->name) : launchd_stop(plist);
             free(plist);
-            if (rc == 0 && !wait_no_runner(cfg, timeout)) {
+            if (rc == 0 && !deploy_wait_released(cfg, timeout)) {
                 kiln_error("%s: the runner (pid %ld) is still running after %.0f s", cfg->name,
                            (long)st.runner_pid, timeout);
                 rc = -1;

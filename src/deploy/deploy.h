@@ -95,6 +95,8 @@ char *deploy_pidfile(const deploy_config *cfg);  /* deploy/NAME/run/kiln.pid */
 /* Reads the pidfile (checking its lock) and state.json. */
 void deploy_state_read(const deploy_config *cfg, deploy_state *st);
 int deploy_state_write(const deploy_config *cfg, const deploy_state *st);
+/* Waits until no runner holds the pidfile lock; true if that happened within timeout s. */
+bool deploy_wait_released(const deploy_config *cfg, double timeout);
 /* The absolute path of the running kiln binary (what services run). */
 char *deploy_self_exe(void);
 

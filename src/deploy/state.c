@@ -139,3 +139,15 @@ int deploy_backend_record(const deploy_config *cfg, deploy_backend b) {
     free(path);
     return rc;
 }
+
+/* Waits until no runner holds the pidfile lock; true if it happened before the deadline. */
+bool deploy_wait_released(const deploy_config *cfg, double timeout) {
+    double deadline = now_seconds() + timeout;
+    for (;;) {
+        deploy_state st;
+        deploy_state_read(cfg, &st);
+        if (!st.runner_pid) return true;
+        if (now_seconds() >= deadline) return false;
+        usleep(50 * 1000);
+    }
+}

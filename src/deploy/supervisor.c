@@ -101,18 +101,6 @@ int supervisor_start(const deploy_root *root, const deploy_config *cfg) {
     return 0;
 }
 
-/* Waits until no runner holds the pidfile lock; true if it happened before the deadline. */
-static bool wait_released(const deploy_config *cfg, double timeout) {
-    double deadline = now_seconds() + timeout;
-    for (;;) {
-        deploy_state st;
-        deploy_state_read(cfg, &st);
-        if (!st.runner_pid) return true;
-        if (now_seconds() >= deadline) return false;
-        usleep(50 * 1000);
-    }
-}
-
 int supervisor_stop(const deploy_config *cfg, double timeout) {
     deploy_state st;
     deploy_state_read(cfg, &st);
@@ -122,13 +110,13 @@ int supervisor_stop(const deploy_config *cfg, double timeout) {
                    (long)st.runner_pid, strerror(errno));
         return -1;
     }
-    if (wait_released(cfg, timeout)) return 0;
+    if (deploy_wait_released(cfg, timeout)) return 0;
     /* it did not stop in time: kill the server, then the runner */
     deploy_state now;
     deploy_state_read(cfg, &now);
     if (now.server_pid) kill(now.server_pid, SIGKILL);
     if (now.runner_pid) kill(now.runner_pid, SIGKILL);
-    if (!wait_released(cfg, 5.0)) {
+    if (!deploy_wait_released(cfg, 5.0)) {
         kiln_error("the supervisor of \"%s\" (pid %ld) is still running after SIGKILL", cfg->name,
                    (long)st.runner_pid);
         return -1;

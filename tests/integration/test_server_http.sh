@@ -114,7 +114,9 @@ grep -q 'SIGTERM: stopping' "$TMP/s1.log" && ok "SIGTERM logged" || not_ok "SIGT
 expect_eq "no longer listening" 000 "$(status_of -m 1 "$URL/health")"
 
 # ---- grace period over: SIGINT cancels what is left and still exits 0 ----
-start_server "$TMP/s2.log" "$M" --model-id tiny --grace 0 --api-key sekret --cors-origin 'http://a.example,http://b.example' \
+# (on kiln-tiny, whose 2,048-token context lets the busy requests below run long whatever the
+# machine's speed)
+start_server "$TMP/s2.log" "$ROOT/models/kiln-tiny" --model-id tiny --grace 0 --api-key sekret --cors-origin 'http://a.example,http://b.example' \
     --parallel 1 --queue 20 --max-n 32 --sse-keepalive 1 || not_ok "second server starts"
 expect_eq "no key -> 401" 401 "$(status_of "$URL/v1/models")"
 expect_eq "401 error type" authentication_error "$(json_field error.type <"$TMP/body")"
@@ -126,13 +128,14 @@ expect_eq "listed origin is echoed" "Access-Control-Allow-Origin: http://b.examp
 origin=$(curl -s -D - -o /dev/null -H 'Origin: http://evil.example' "$URL/health" | tr -d '\r' | grep -ic '^access-control-allow-origin:')
 expect_eq "other origin gets no CORS header" 0 "$origin"
 AUTH=(-H 'Authorization: Bearer sekret')
-# keep-alive comments while a stream waits: one slot, busy with 12 x 500 tokens for a while
-# (11 of them queued, then the stream)
+# keep-alive comments while a stream waits: one slot, busy with 3 x 2000 tokens (about 5 s at
+# 1,300 tokens/s, longer on slower machines; 2 of them queued, then the stream)
+NO_EOS='"logit_bias":{"0":-100,"1":-100,"2":-100}'
 curl -s -o /dev/null "${AUTH[@]}" "$URL/v1/completions" \
-    -d '{"prompt":"Once","max_tokens":500,"n":12,"temperature":0,"logit_bias":{"2":-100}}' &
+    -d '{"prompt":"Once","max_tokens":2000,"n":3,"temperature":0,'"$NO_EOS"'}' &
 busy_pid=$!
-for _ in $(seq 50); do # until the three other choices are queued
-    [ "$(curl -s "${AUTH[@]}" "$URL/metrics" | grep '^kiln_queue_depth ')" = "kiln_queue_depth 11" ] && break
+for _ in $(seq 50); do # until the two other choices are queued
+    [ "$(curl -s "${AUTH[@]}" "$URL/metrics" | grep '^kiln_queue_depth ')" = "kiln_queue_depth 2" ] && break
     sleep 0.05
 done
 curl -sN "${AUTH[@]}" "$URL/v1/completions" -d '{"prompt":"Once","max_tokens":2,"stream":true}' >"$TMP/ka.txt"
@@ -140,7 +143,7 @@ wait $busy_pid
 kas=$(grep -c '^: keep-alive$' "$TMP/ka.txt")
 if [ "$kas" -ge 1 ] && tail -n 2 "$TMP/ka.txt" | grep -q '\[DONE\]'; then ok "keep-alive comments while waiting ($kas)"; else
     not_ok "keep-alive comments while waiting" "$kas: $(head -c 300 "$TMP/ka.txt")"; fi
-long='{"prompt":"Once","max_tokens":500,"temperature":0,"logit_bias":{"2":-100}}'
+long='{"prompt":"Once","max_tokens":2000,"temperature":0,'"$NO_EOS"'}'
 for i in 1 2 3 4 5 6 7 8; do
     curl -s -o "$TMP/q$i.json" -w '%{http_code}\n' "${AUTH[@]}" "$URL/v1/completions" -d "$long" >"$TMP/q$i.status" &
     sleep 0.05
