@@ -24,8 +24,11 @@
 /* From this many tokens on, packing pays for itself: below it, the packing costs as much as
  * the products (pp8 on smollm-135m bf16 ran 2x faster unpacked; pp16 equal; 2026-11-26). */
 #define PACK_MIN 24
+/* How far ahead decode asks for weights. On the dev VM (AMD EPYC, 2026-11-26) the one-token
+ * kernel read at 0.87-0.89 of the read bandwidth with 1024 bytes, 0.84-0.86 with 512 and
+ * 0.75-0.80 with 2048 (bench/bandwidth -m kernel, alternating builds). */
 #ifndef PREFETCH_BYTES
-#define PREFETCH_BYTES 2048 /* how far ahead decode asks for weights */
+#define PREFETCH_BYTES 1024
 #endif
 #define PREFETCH_ELEMS(dt) (PREFETCH_BYTES / elem_size(dt))
 
