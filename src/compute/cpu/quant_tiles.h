@@ -23,10 +23,12 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 #define NT_MAX        4    /* tokens per tile */
 #define K_SLICE       1024 /* columns per slice when several tokens share the pass */
-/* Bytes ahead in each row's codes (decode), measured on a 2-core Xeon slice (bench/
- * quant_kernels): 4-bit rows read at 0.62 of the read bandwidth with 2048 (0.45 with 768,
- * 0.39 without), 8-bit rows at 0.71 with 768 (0.61 with 2048). */
-#define PREFETCH(BITS) ((BITS) == 8 ? 768 : 2048)
+/* Bytes ahead in each row's codes (decode), measured with bench/quant_kernels. On a 2-core Xeon
+ * slice 4-bit rows read at 0.62 of the read bandwidth with 2048 (0.45 with 768, 0.39 without),
+ * 8-bit rows at 0.71 with 768. On the AMD EPYC dev VM (2026-11-26) 2048 gave 0.46-0.50 and
+ * 4096 0.62-0.65 for 4-bit, 768 gave 0.66-0.68 and 6144 0.78-0.91 for 8-bit: the farther
+ * distances serve the machine kiln is measured on, and cost the Xeon little. */
+#define PREFETCH(BITS) ((BITS) == 8 ? 6144 : 4096)
 /* Unrolled tile loops keep the per-token accumulators in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
