@@ -15,7 +15,8 @@
 static const char *usage =
     "kiln run [MODEL] [--prompt T] [--max-tokens N] [--temp X] [--top-p P] [--top-k K]\n"
     "         [--min-p P] [--repeat-penalty R] [--seed S] [--chat] [--system T]\n"
-    "         [--tokenizer FILE] [--chat-template FILE] [--threads N]";
+    "         [--tokenizer FILE] [--chat-template FILE] [--threads N]\n"
+    "         " CLI_KV_USAGE;
 
 typedef struct run_opts {
     char *model_path; /* resolved (a deployment name becomes its model folder) */
@@ -23,6 +24,7 @@ typedef struct run_opts {
     int max_tokens, threads;
     bool chat;
     sampler_params sp;
+    kv_cache_opts kv; /* --kv-bits & co: a quantized KV cache */
 } run_opts;
 
 static int parse(int argc, char **argv, run_opts *o) {
@@ -40,6 +42,7 @@ static int parse(int argc, char **argv, run_opts *o) {
                                          {"chat-template", required_argument, 0, 'T'},
                                          {"threads", required_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
+                                         CLI_KV_OPTIONS,
                                          {0, 0, 0, 0}};
     *o = (run_opts){.prompt = "", .max_tokens = 256};
     sampler_params_default(&o->sp);
@@ -48,7 +51,10 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->sp.seed = (uint64_t)time(NULL);
     int c, seed;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int rc = 0;
+        int rc = cli_parse_kv_option(c, optarg, &o->kv);
+        if (rc < 0) return 1;
+        if (rc == 0) continue;
+        rc = 0;
         switch (c) {
         case 'p':
             o->prompt = optarg;
@@ -139,7 +145,9 @@ static int run(const run_opts *o) {
     size_t n_ids = 0;
     int rc = tok ? prompt_ids(o, tok, &ids, &n_ids) : -1;
     thread_pool *pool = rc == 0 ? pool_create(o->threads) : NULL;
-    kv_cache_opts ko = {.max_tokens = (int64_t)n_ids + o->max_tokens + 1, .max_seqs = 1};
+    kv_cache_opts ko = o->kv;
+    ko.max_tokens = (int64_t)n_ids + o->max_tokens + 1;
+    ko.max_seqs = 1;
     kv_cache *kv = pool ? kv_cache_create(m, &ko) : NULL;
     forward_state *fs = kv ? forward_state_create(m, 256, pool) : NULL;
     if (rc == 0 && n_ids + (size_t)o->max_tokens > (size_t)m->cfg.max_seq_len)

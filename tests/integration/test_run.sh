@@ -40,3 +40,8 @@ expect_eq "tokenize takes a deployment name" "[1, 403]" "$("$KILN" tokenize stor
 expect_fail "an unknown name is refused" "no such model folder, file or deployment" \
     "$KILN" run nosuch-deployment
 cd "$ROOT" || exit 1
+
+# A quantized KV cache from the command line (issue 5): 8-bit KV keeps kiln-tiny's answer.
+out=$("$KILN" run "$ROOT/models/kiln-tiny" --chat --prompt "What is 27 + 38?" --temp 0 --kv-bits 8 --kv-group-size 64)
+expect_eq "8-bit KV cache keeps kiln-tiny's answer" "27 + 38 = 65." "$out"
+expect_fail "unsupported KV bits" '--kv-bits: "5"' "$KILN" run "$ROOT/models/kiln-tiny" --kv-bits 5
