@@ -808,6 +808,16 @@ static int parse_until(parser *P, const char *const *ends, int nends, vec *out) 
     return -1;
 }
 
+/* Parses statements up to one of ends (the last is the block's own end tag); an unclosed block
+ * is an error naming the tag. Returns the index of the end found, or -1. */
+static int block_body(parser *P, const char *tag, const char *const *ends, int n, int line,
+                      vec *out) {
+    int k = parse_until(P, ends, n, out);
+    if (k < 0 && !P->failed)
+        perr(P, line, "unexpected end of template: '%s' was not closed by '%s'", tag, ends[n - 1]);
+    return k;
+}
+
 static node *parse_assign_target(parser *P, bool with_namespace, const char *extra) {
     token *t = cur(P);
     if (with_namespace && t->kind == T_NAME && is_op(peek(P, 1), '.') &&
@@ -889,12 +899,8 @@ static node *parse_statement(parser *P) {
             if (!(nd->a = parse_tuple(P, 1, NULL, false)) || !expect_body_start(P)) return NULL;
             static const char *const ends[] = {"elif", "else", "endif"};
             vec body = {0};
-            int k = parse_until(P, ends, 3, &body);
-            if (k < 0) {
-                if (!P->failed)
-                    perr(P, line, "unexpected end of template: 'if' was not closed by 'endif'");
-                return NULL;
-            }
+            int k = block_body(P, "if", ends, 3, line, &body);
+            if (k < 0) return NULL;
             nd->list = as_list(&body);
             if (k == 0) {
                 node *next = mk(P, N_IF, cur(P)->line);
@@ -908,11 +914,7 @@ static node *parse_statement(parser *P) {
                 if (!expect_body_start(P)) return NULL;
                 static const char *const end_if[] = {"endif"};
                 vec eb = {0};
-                if (parse_until(P, end_if, 1, &eb) < 0) {
-                    if (!P->failed)
-                        perr(P, line, "unexpected end of template: 'if' was not closed by 'endif'");
-                    return NULL;
-                }
+                if (block_body(P, "if", end_if, 1, line, &eb) < 0) return NULL;
                 nd->list2 = as_list(&eb);
             }
             return top;
@@ -940,24 +942,16 @@ static node *parse_statement(parser *P) {
         static const char *const ends[] = {"else", "endfor"};
         vec body = {0};
         P->loops++;
-        int k = parse_until(P, ends, 2, &body);
+        int k = block_body(P, "for", ends, 2, line, &body);
         P->loops--;
-        if (k < 0) {
-            if (!P->failed)
-                perr(P, line, "unexpected end of template: 'for' was not closed by 'endfor'");
-            return NULL;
-        }
+        if (k < 0) return NULL;
         nd->list = as_list(&body);
         nd->flag = defines_closures(&nd->list);
         if (k == 0) {
             if (!expect_body_start(P)) return NULL;
             static const char *const end_for[] = {"endfor"};
             vec eb = {0};
-            if (parse_until(P, end_for, 1, &eb) < 0) {
-                if (!P->failed)
-                    perr(P, line, "unexpected end of template: 'for' was not closed by 'endfor'");
-                return NULL;
-            }
+            if (block_body(P, "for", end_for, 1, line, &eb) < 0) return NULL;
             nd->list2 = as_list(&eb);
         }
         return nd;
@@ -982,11 +976,7 @@ static node *parse_statement(parser *P) {
         if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endset"};
         vec body = {0};
-        if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed)
-                perr(P, line, "unexpected end of template: 'set' was not closed by 'endset'");
-            return NULL;
-        }
+        if (block_body(P, "set", ends, 1, line, &body) < 0) return NULL;
         nd->list3 = as_list(&body);
         return nd;
     }
@@ -1017,14 +1007,9 @@ static node *parse_statement(parser *P) {
         vec body = {0};
         int saved_loops = P->loops;
         P->loops = 0;
-        int k = parse_until(P, ends, 1, &body);
+        int k = block_body(P, is_call ? "call" : "macro", ends, 1, line, &body);
         P->loops = saved_loops;
-        if (k < 0) {
-            if (!P->failed)
-                perr(P, line, "unexpected end of template: '%s' was not closed by '%s'",
-                     is_call ? "call" : "macro", ends[0]);
-            return NULL;
-        }
+        if (k < 0) return NULL;
         nd->list3 = as_list(&body);
         /* which of Jinja's special macro names the body uses (op bits: 1 varargs, 2 kwargs,
          * 4 caller); a call that needs one the body does not use is an error */
@@ -1047,11 +1032,7 @@ static node *parse_statement(parser *P) {
         if (!(nd->c = parse_filter_chain(P, line)) || !expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endfilter"};
         vec body = {0};
-        if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed)
-                perr(P, line, "unexpected end of template: 'filter' was not closed by 'endfilter'");
-            return NULL;
-        }
+        if (block_body(P, "filter", ends, 1, line, &body) < 0) return NULL;
         nd->list3 = as_list(&body);
         return nd;
     }
@@ -1073,11 +1054,7 @@ static node *parse_statement(parser *P) {
         if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endwith"};
         vec body = {0};
-        if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed)
-                perr(P, line, "unexpected end of template: 'with' was not closed by 'endwith'");
-            return NULL;
-        }
+        if (block_body(P, "with", ends, 1, line, &body) < 0) return NULL;
         nd->list3 = as_list(&body);
         return nd;
     }
@@ -1087,12 +1064,7 @@ static node *parse_statement(parser *P) {
         if (!expect_body_start(P)) return NULL;
         static const char *const ends[] = {"endgeneration"};
         vec body = {0};
-        if (parse_until(P, ends, 1, &body) < 0) {
-            if (!P->failed)
-                perr(P, line,
-                     "unexpected end of template: 'generation' was not closed by 'endgeneration'");
-            return NULL;
-        }
+        if (block_body(P, "generation", ends, 1, line, &body) < 0) return NULL;
         nd->list3 = as_list(&body);
         return nd;
     }
