@@ -191,16 +191,17 @@ static node *parse_expression(parser *P, bool with_condexpr) {
     return e;
 }
 
-static node *parse_not(parser *P);
-static node *parse_and(parser *P) {
-    node *l = parse_not(P);
+/* operand (KEYWORD operand)*, left-associative: "and" and "or". */
+static node *parse_keyword_chain(parser *P, const char *keyword, int kind,
+                                 node *(*operand)(parser *)) {
+    node *l = operand(P);
     if (!l) return NULL;
-    while (is_name(cur(P), "and")) {
+    while (is_name(cur(P), keyword)) {
         int line = cur(P)->line;
         advance(P);
-        node *r = parse_not(P);
+        node *r = operand(P);
         if (!r) return NULL;
-        node *b = mk(P, E_AND, line);
+        node *b = mk(P, kind, line);
         b->a = l;
         b->b = r;
         l = b;
@@ -208,20 +209,13 @@ static node *parse_and(parser *P) {
     return l;
 }
 
+static node *parse_not(parser *P);
+static node *parse_and(parser *P) {
+    return parse_keyword_chain(P, "and", E_AND, parse_not);
+}
+
 static node *parse_or(parser *P) {
-    node *l = parse_and(P);
-    if (!l) return NULL;
-    while (is_name(cur(P), "or")) {
-        int line = cur(P)->line;
-        advance(P);
-        node *r = parse_and(P);
-        if (!r) return NULL;
-        node *b = mk(P, E_OR, line);
-        b->a = l;
-        b->b = r;
-        l = b;
-    }
-    return l;
+    return parse_keyword_chain(P, "or", E_OR, parse_and);
 }
 
 static node *parse_math1(parser *P);
