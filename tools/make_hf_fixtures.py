@@ -500,25 +500,31 @@ def make_case(case, root, seed):
     return meta
 
 
-def main(argv):
+def run_cases(argv, doc, cases, make, seed_base):
+    """ROOT [NAME...]: makes every case (or the named ones) under ROOT with make(case, root,
+    seed); reports every failure, then fails. Shared with make_quant_fixtures.py."""
     if not argv:
-        print(__doc__)
+        print(doc)
         return 2
     root = argv[0]
     only = set(argv[1:])
     os.makedirs(root, exist_ok=True)
     failed = []
-    for i, case in enumerate(CASES):
+    for i, case in enumerate(cases):
         if only and case["name"] not in only:
             continue
         try:
-            make_case(case, root, 1000 + i)
+            make(case, root, seed_base + i)
         except Exception:  # report every case, then fail
             traceback.print_exc()
             failed.append(case["name"])
     if failed:
         print("FAILED: " + " ".join(failed), flush=True)
     return 1 if failed else 0
+
+
+def main(argv):
+    return run_cases(argv, __doc__, CASES, make_case, 1000)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import sys
-import traceback
 
 import numpy as np
 import torch
@@ -264,24 +263,7 @@ def make_case(case, root, seed):
 
 
 def main(argv):
-    if not argv:
-        print(__doc__)
-        return 2
-    root = argv[0]
-    only = set(argv[1:])
-    os.makedirs(root, exist_ok=True)
-    failed = []
-    for i, case in enumerate(CASES):
-        if only and case["name"] not in only:
-            continue
-        try:
-            make_case(case, root, 2000 + i)
-        except Exception:  # report every case, then fail
-            traceback.print_exc()
-            failed.append(case["name"])
-    if failed:
-        print("FAILED: " + " ".join(failed), flush=True)
-    return 1 if failed else 0
+    return hf.run_cases(argv, __doc__, CASES, make_case, 2000)
 
 
 if __name__ == "__main__":
