@@ -79,8 +79,21 @@ const char *cli_default_model(void) {
     return KILN_SOURCE_DIR "/models/kiln-tiny";
 }
 
-int cli_parse_kv_option(int c, const char *arg, struct kv_cache_opts *o) {
+int cli_set_activation_bits(const char *text) {
+    int bits;
+    if (cli_parse_int("--activation-bits", text, 8, 16, &bits) < 0) return -1;
+    if (bits != 8 && bits != 16) {
+        kiln_error("--activation-bits: \"%s\" is not 8 or 16", text);
+        return -1;
+    }
+    compute_set_activation_bits(bits);
+    return 0;
+}
+
+int cli_parse_engine_option(int c, const char *arg, struct kv_cache_opts *o) {
     switch (c) {
+    case CLI_OPT_ACT_BITS:
+        return cli_set_activation_bits(arg);
     case CLI_KV_OPT_BITS:
         if (cli_parse_int("--kv-bits", arg, 0, 8, &o->bits) < 0) return -1;
         if (o->bits != 0 && o->bits != 4 && o->bits != 8) {

@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 
 static const char *usage =
-    "kiln bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] " CLI_KV_USAGE;
+    "kiln bench MODEL [-p 512] [-n 128] [-t THREADS] [-r REPS] " CLI_ENGINE_USAGE;
 
 typedef struct bench_ctx {
     const model *m;
@@ -75,9 +75,9 @@ static void report(const char *test, int n, double best, const bench_ctx *b, int
     size_t bytes = model_weight_bytes(b->m);
     printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"seconds\":%.4f,\"model_bytes\":%zu,"
            "\"weight_read_gb_per_s\":%.3f,\"matmul_flops_per_token\":%.0f,\"threads\":%d,"
-           "\"isa\":\"%s\",\"kv_bits\":%d,\"kv_bytes_per_token\":%zu}\n",
+           "\"isa\":\"%s\",\"activation_bits\":%d,\"kv_bits\":%d,\"kv_bytes_per_token\":%zu}\n",
            test, tps, best, bytes, tps * (double)bytes / 1e9, matmul_flops_per_token(b->m), threads,
-           compute_isa(), b->kv_bits, kv_cache_bytes_per_token(b->kv));
+           compute_isa(), compute_activation_bits(), b->kv_bits, kv_cache_bytes_per_token(b->kv));
     fflush(stdout);
 }
 
@@ -121,11 +121,11 @@ static void report_memory(const char *path) {
 }
 
 int cmd_bench(int argc, char **argv) {
-    static const struct option opts[] = {CLI_KV_OPTIONS, {0, 0, 0, 0}};
+    static const struct option opts[] = {CLI_ENGINE_OPTIONS, {0, 0, 0, 0}};
     int p = 512, n = 128, threads = 0, reps = 2, c;
     kv_cache_opts ko = {0};
     while ((c = getopt_long(argc, argv, "p:n:t:r:h", opts, NULL)) != -1) {
-        int kv = cli_parse_kv_option(c, optarg, &ko);
+        int kv = cli_parse_engine_option(c, optarg, &ko);
         if (kv < 0) return cli_fail();
         if (kv == 0) continue;
         if ((c == 'p' && cli_parse_int("-p", optarg, 0, 1 << 20, &p) < 0) ||

@@ -27,20 +27,28 @@ char *cli_model_path(const char *arg);
 /* The bundled default model's folder (see args.c for where it is looked for). */
 const char *cli_default_model(void);
 
-/* The quantized KV cache flags (--kv-bits 4|8, --kv-group-size G, --kv-quantized-start N):
- * entries for a verb's getopt_long table, and their parser into the engine's kv_cache_opts.
- * cli_parse_kv_option returns 1 when c is not one of them, 0 when parsed, -1 + error. */
+/* The engine flags shared by run, logits and bench: the quantized KV cache (--kv-bits 4|8,
+ * --kv-group-size G, --kv-quantized-start N) and --activation-bits 8|16 (quantized weights'
+ * activations, compute_set_activation_bits): entries for a verb's getopt_long table, and their
+ * parser (the KV ones into the engine's kv_cache_opts). cli_parse_engine_option returns 1 when
+ * c is not one of them, 0 when parsed, -1 + error. */
 #define CLI_KV_OPT_BITS  0x1001
 #define CLI_KV_OPT_GROUP 0x1002
 #define CLI_KV_OPT_START 0x1003
-#define CLI_KV_OPTIONS                                                                             \
+#define CLI_OPT_ACT_BITS 0x1004
+#define CLI_ENGINE_OPTIONS                                                                         \
     {"kv-bits", required_argument, 0, CLI_KV_OPT_BITS},                                            \
-        {"kv-group-size", required_argument, 0, CLI_KV_OPT_GROUP}, {                               \
-        "kv-quantized-start", required_argument, 0, CLI_KV_OPT_START                               \
+        {"kv-group-size", required_argument, 0, CLI_KV_OPT_GROUP},                                 \
+        {"kv-quantized-start", required_argument, 0, CLI_KV_OPT_START}, {                          \
+        "activation-bits", required_argument, 0, CLI_OPT_ACT_BITS                                  \
     }
-#define CLI_KV_USAGE "[--kv-bits 4|8] [--kv-group-size 32|64|128] [--kv-quantized-start N]"
+#define CLI_ENGINE_USAGE                                                                           \
+    "[--kv-bits 4|8] [--kv-group-size 32|64|128] [--kv-quantized-start N] [--activation-bits "     \
+    "8|16]"
 struct kv_cache_opts;
-int cli_parse_kv_option(int c, const char *arg, struct kv_cache_opts *o);
+int cli_parse_engine_option(int c, const char *arg, struct kv_cache_opts *o);
+/* --activation-bits TEXT: 8 or 16, applied process-wide; -1 + error otherwise. */
+int cli_set_activation_bits(const char *text);
 
 /* Prints "kiln VERB: usage..." to stderr and returns 2. */
 int cli_usage(const char *usage);

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 
 static const char *usage =
-    "kiln logits MODEL --tokens 1,2,3 --out FILE [--threads N] " CLI_KV_USAGE;
+    "kiln logits MODEL --tokens 1,2,3 --out FILE [--threads N] " CLI_ENGINE_USAGE;
 
 static int write_logits(const model *m, const int32_t *tokens, int n, int threads,
                         const char *out_path, kv_cache_opts ko) {
@@ -43,13 +43,13 @@ int cmd_logits(int argc, char **argv) {
                                          {"out", required_argument, 0, 'o'},
                                          {"threads", required_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
-                                         CLI_KV_OPTIONS,
+                                         CLI_ENGINE_OPTIONS,
                                          {0, 0, 0, 0}};
     kv_cache_opts ko = {0};
     const char *tokens_text = NULL, *out = NULL;
     int threads = 0, c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int kv = cli_parse_kv_option(c, optarg, &ko);
+        int kv = cli_parse_engine_option(c, optarg, &ko);
         if (kv < 0) return cli_fail();
         if (kv == 0) continue;
         if (c == 't')

@@ -16,7 +16,7 @@ static const char *usage =
     "kiln run [MODEL] [--prompt T] [--max-tokens N] [--temp X] [--top-p P] [--top-k K]\n"
     "         [--min-p P] [--repeat-penalty R] [--seed S] [--chat] [--system T]\n"
     "         [--tokenizer FILE] [--chat-template FILE] [--threads N]\n"
-    "         " CLI_KV_USAGE;
+    "         " CLI_ENGINE_USAGE;
 
 typedef struct run_opts {
     char *model_path; /* resolved (a deployment name becomes its model folder) */
@@ -42,7 +42,7 @@ static int parse(int argc, char **argv, run_opts *o) {
                                          {"chat-template", required_argument, 0, 'T'},
                                          {"threads", required_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
-                                         CLI_KV_OPTIONS,
+                                         CLI_ENGINE_OPTIONS,
                                          {0, 0, 0, 0}};
     *o = (run_opts){.prompt = "", .max_tokens = 256};
     sampler_params_default(&o->sp);
@@ -51,7 +51,7 @@ static int parse(int argc, char **argv, run_opts *o) {
     o->sp.seed = (uint64_t)time(NULL);
     int c, seed;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int rc = cli_parse_kv_option(c, optarg, &o->kv);
+        int rc = cli_parse_engine_option(c, optarg, &o->kv);
         if (rc < 0) return 1;
         if (rc == 0) continue;
         rc = 0;

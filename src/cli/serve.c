@@ -18,7 +18,7 @@ static const char *usage =
     "         [--cors-origin O[,O...]] [--max-body B] [--max-connections N] [--timeout S]\n"
     "         [--grace S] [--queue N] [--max-n N] [--temp X] [--top-p P] [--top-k K]\n"
     "         [--min-p P] [--repetition-penalty R] [--max-tokens N] [--seed S]\n"
-    "         [--sse-keepalive S]\n"
+    "         [--sse-keepalive S] [--activation-bits 8|16]\n"
     "   or: kiln serve --config deploy/NAME/config.json [options above]";
 
 enum {
@@ -51,6 +51,7 @@ enum {
     O_SEED,
     O_CONFIG,
     O_KEEPALIVE,
+    O_ACT_BITS,
     O_HELP
 };
 
@@ -84,6 +85,7 @@ static const struct option options[] = {{"host", 1, 0, O_HOST},
                                         {"seed", 1, 0, O_SEED},
                                         {"config", 1, 0, O_CONFIG},
                                         {"sse-keepalive", 1, 0, O_KEEPALIVE},
+                                        {"activation-bits", 1, 0, O_ACT_BITS},
                                         {"help", 0, 0, O_HELP},
                                         {0, 0, 0, 0}};
 
@@ -320,6 +322,8 @@ static int parse_option(serve_args *a, int c, const char *v) {
         return cli_parse_int("--queue", v, 1, 1 << 20, &s->sched.max_queue);
     case O_KEEPALIVE:
         return cli_parse_int("--sse-keepalive", v, 1, 3600, &s->keepalive_s);
+    case O_ACT_BITS:
+        return cli_set_activation_bits(v);
     case O_MAX_N:
         return cli_parse_int("--max-n", v, 1, 128, &s->max_n);
     case O_TEMP:

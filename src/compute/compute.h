@@ -76,6 +76,12 @@ void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
 /* Plans the calling thread's scratch for quantized matmuls of up to n tokens of up to cols
  * inputs, so op_matmul never allocates afterwards; -1 + error when out of memory. */
 int op_matmul_reserve(int n, int64_t cols);
+/* Activations of quantized matmuls: 8 (the default) quantizes them to int8 per 32 values, as
+ * llama.cpp's Q8 blocks, for the fast integer kernels; 16 to int16 per weight group (about 4x
+ * less error: the reference fixtures' logits move 1e-3 instead of ~1e-2; 2-3x slower prefill).
+ * Process-wide; set before the first matmul. */
+void compute_set_activation_bits(int bits);
+int compute_activation_bits(void);
 /* out[w->cols] = row `row` of w, dequantized (embedding lookup). */
 void op_embedding(float *out, const weight *w, int64_t row);
 /* y = x / rms(x) * g (g may be NULL); y may alias x. */

@@ -22,7 +22,8 @@ check_logits_fixture() {
     tokens=$(fixture_tokens "$dir") || { not_ok "$label $name" "unreadable tokens.json"; return 1; }
     rows=$(fixture_rows "$dir")
     out="$TMP/$name.f32"
-    if ! err=$("$KILN" logits "$dir" --tokens "$tokens" --out "$out" 2>&1 >/dev/null); then
+    # shellcheck disable=SC2086 # LOGITS_ARGS: extra kiln logits flags, word-split on purpose
+    if ! err=$("$KILN" logits "$dir" --tokens "$tokens" --out "$out" ${LOGITS_ARGS:-} 2>&1 >/dev/null); then
         not_ok "$label $name" "kiln logits failed: $(head -n 1 <<<"$err")"
         return 1
     fi

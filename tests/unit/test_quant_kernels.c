@@ -7,7 +7,10 @@
  *   - the portable and AVX2 activation quantizers give identical codes and scales;
  *   - portable and AVX2 integer kernels agree, and both match a double-precision dot product of
  *     the dequantized weights with the float activations;
- *   - op_matmul (threads, token blocks, scratch) matches the same reference.
+ *   - op_matmul (threads, token blocks, scratch) matches the same reference;
+ *   - the int8-activation path (the default): portable and AVX2 quantizers and kernels are
+ *     bit-identical, a token's result does not depend on the batch it is in, and every result
+ *     lies within the rounding bound of int8 activations (Σ|w|·dx/2) of the double reference.
  */
 #include "check.h"
 #include "compute/cpu/kernels.h"
@@ -225,6 +228,123 @@ static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t 
     free_weight(&q);
 }
 
+static quant_act8 make_act8(int n, int64_t cols, int group, bool q4) {
+    quant_act8 a = {.cols = cols,
+                    .n = n,
+                    .group_size = group,
+                    .groups = (int)(cols / group),
+                    .blocks = (int)(cols / QUANT8_BLOCK)};
+    a.q = xmalloc((size_t)(n * cols));
+    a.q4 = q4 ? xmalloc((size_t)cols) : NULL;
+    a.dx = xmalloc((size_t)n * (size_t)a.blocks * sizeof(float));
+    a.csum = xmalloc((size_t)n * (size_t)a.blocks * sizeof(int32_t));
+    a.xs = xmalloc((size_t)n * (size_t)a.groups * sizeof(float));
+    return a;
+}
+
+static void free_act8(quant_act8 *a) {
+    free(a->q);
+    free(a->q4);
+    free(a->dx);
+    free(a->csum);
+    free(a->xs);
+}
+
+/* Rounding bound of int8 activations for row r: each x within dx/2 of its code's value. */
+static double int8_bound(const qweight *q, int64_t r, const float *x) {
+    const weight *w = &q->w;
+    int64_t groups = w->cols / w->group_size;
+    double bound = 0;
+    for (int64_t b = 0; b < w->cols / QUANT8_BLOCK; b++) {
+        double max = 0, wsum = 0;
+        for (int64_t k = b * QUANT8_BLOCK; k < (b + 1) * QUANT8_BLOCK; k++) {
+            int64_t g = r * groups + k / w->group_size;
+            max = fmax(max, fabs(x[k]));
+            wsum += fabs((double)quant_scale_at(w->scales, w->scale_dtype, g) *
+                             q->codes[r * w->cols + k] +
+                         quant_scale_at(w->biases, w->scale_dtype, g));
+        }
+        bound += wsum * max / 254.0;
+    }
+    return bound * 1.001 + 1e-6 * ref_abs_dot(q, r, x);
+}
+
+static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t cols, int n) {
+    qweight q = make_weight(rows, cols, bits, group, sdt);
+    float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+    for (int64_t i = 0; i < n * cols; i++) x[i] = next_float() * (i % 17 == 0 ? 8.0f : 1.0f);
+    size_t ysize = (size_t)(n * rows) * sizeof(float);
+    float *yp = xmalloc(ysize), *yv = xmalloc(ysize), *ym = xmalloc(ysize), *y1 = xmalloc(ysize);
+    quant_act8 ap = make_act8(n, cols, group, false), av = make_act8(n, cols, group, false);
+    quantize_act8_portable(&ap, x, 0, n);
+    quant8_rows_portable(yp, rows, &ap, n, &q.w, 0, rows);
+    const char *what = "";
+    bool same = true;
+    if (have_avx2()) {
+        quantize_act8_avx2(&av, x, 0, n);
+        size_t nb = (size_t)n * (size_t)ap.blocks;
+        CHECK_MSG(!memcmp(ap.q, av.q, (size_t)(n * cols)) &&
+                      !memcmp(ap.dx, av.dx, nb * sizeof(float)) &&
+                      !memcmp(ap.csum, av.csum, nb * sizeof(int32_t)) &&
+                      !memcmp(ap.xs, av.xs, (size_t)n * (size_t)ap.groups * sizeof(float)),
+                  "bits %d group %d: AVX2 and portable int8 activations differ", bits, group);
+        /* rows split at a multiple of 8 as op_matmul's tasks are */
+        quant8_rows_avx2(yv, rows, &ap, n, &q.w, 0, rows > 8 ? 8 : rows);
+        if (rows > 8) quant8_rows_avx2(yv, rows, &ap, n, &q.w, 8, rows);
+        if (memcmp(yp, yv, ysize)) same = false, what = "AVX2 rows";
+        /* each token alone (the decode kernel) gives what it gave in the batch */
+        for (int t = 0; t < n && same; t++) {
+            quant_act8 one = make_act8(1, cols, group, bits == 4);
+            quantize_act8_avx2(&one, x + t * cols, 0, 1);
+            quant8_rows_avx2(y1 + t * rows, rows, &one, 1, &q.w, 0, rows);
+            if (memcmp(y1 + t * rows, yp + t * rows, (size_t)rows * sizeof(float)))
+                same = false, what = "one token alone";
+            free_act8(&one);
+        }
+    }
+    thread_pool *pool = pool_create(2);
+    op_matmul(pool, ym, x, n, &q.w);
+    pool_destroy(pool);
+    if (same && memcmp(ym, yp, ysize)) same = false, what = "op_matmul";
+    CHECK_MSG(same, "bits %d group %d %s %lldx%lld n=%d: %s differs from the portable int8 kernel",
+              bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, what);
+    double worst = 0;
+    for (int t = 0; t < n; t++)
+        for (int64_t r = 0; r < rows; r++) {
+            double e = fabs(yp[t * rows + r] - ref_dot(&q, r, x + t * cols)) /
+                       int8_bound(&q, r, x + t * cols);
+            if (e > worst) worst = e;
+        }
+    CHECK_MSG(worst <= 1, "bits %d group %d %s %lldx%lld n=%d: int8 error %.3g of its bound", bits,
+              group, dtype_name(sdt), (long long)rows, (long long)cols, n, worst);
+    free(x);
+    free(yp);
+    free(yv);
+    free(ym);
+    free(y1);
+    free_act8(&ap);
+    free_act8(&av);
+    free_weight(&q);
+}
+
+static void test_int8_every_bits_and_group(void) {
+    const enum dtype sdts[] = {DT_F16, DT_BF16, DT_F32};
+    compute_set_activation_bits(8);
+    int i = 0;
+    for (size_t b = 0; b < ARRAY_LEN(all_bits); b++)
+        for (size_t g = 0; g < ARRAY_LEN(all_groups); g++, i++) {
+            int group = all_groups[g];
+            /* rows not a multiple of 8; 1, 5, 7 and 13 tokens (tiles of 6 plus remainders);
+             * 8+ groups (the scales' 8 × 8 transpose) and fewer */
+            one_case8(all_bits[b], group, sdts[i % 3], 37, group * 3, 1);
+            one_case8(all_bits[b], group, sdts[(i + 1) % 3], 21, group * 9, 5);
+            one_case8(all_bits[b], group, sdts[(i + 2) % 3], 9, 1152, 7);
+            one_case8(all_bits[b], group, DT_F16, 16, group * 16, 13);
+            one_case8(all_bits[b], group, DT_F16, 8, group * 8, 1);
+        }
+    compute_set_activation_bits(16);
+}
+
 static void test_every_bits_and_group(void) {
     const enum dtype sdts[] = {DT_F16, DT_BF16, DT_F32};
     int i = 0;
@@ -260,9 +380,11 @@ static void test_zero_and_huge_activations(void) {
 int main(void) {
     if (!have_avx512())
         printf("# no AVX512-VNNI on this CPU: the AVX-512 tiles are not compared\n");
+    compute_set_activation_bits(16); /* op_matmul's int16 path, until the int8 tests */
     RUN(test_mlx_layout_roundtrip);
     RUN(test_every_bits_and_group);
     RUN(test_many_tokens_and_slices);
     RUN(test_zero_and_huge_activations);
+    RUN(test_int8_every_bits_and_group);
     return CHECK_DONE();
 }

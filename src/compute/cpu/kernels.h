@@ -24,6 +24,31 @@ typedef struct quant_act {
 } quant_act;
 #define QUANT_ACT_MAX 32767
 
+/* int8 activations (the default, compute_set_activation_bits): cols int8 codes rint(x·127/max)
+ * a token per block of QUANT8_BLOCK values, stored block-major (block b of every token, then
+ * block b + 1: act8_at), so a kernel that holds one block of weights in registers runs through
+ * all tokens sequentially; for one token that is natural order. For one token of a 4-bit weight
+ * also in the decode order q4 (act8_pos4), which lets the AVX2 kernel split a byte's two nibbles
+ * without interleaving them. Per block a scale dx (x ≈ dx·q) and the codes' sum csum; per
+ * weight group xs = Σ_b dx_b·csum_b (for the biases); both block-major too. A row's
+ * value is, per group g in order: for each block b of g in order acc = fma(isum_b·s_g, dx_b,
+ * acc), then acc = fma(bias_g, xs_g, acc) — every variant computes exactly this, so results
+ * do not depend on the instruction set, the batch or the tile a token falls in. */
+#define QUANT8_BLOCK 32
+typedef struct quant_act8 {
+    int64_t cols;
+    int n, group_size, groups, blocks;
+    int8_t *q;     /* [blocks][n][32] */
+    int8_t *q4;    /* [cols], token 0 in decode order; NULL unless a 4-bit weight and n == 1 */
+    float *dx;     /* [blocks][n] */
+    int32_t *csum; /* [blocks][n] */
+    float *xs;     /* [groups][n] */
+} quant_act8;
+/* Index of token t's entry for block (or group) b in the block-major arrays. */
+static inline int64_t act8_at(const quant_act8 *a, int t, int b) {
+    return (int64_t)b * a->n + t;
+}
+
 typedef struct cpu_kernels {
     const char *name;
     /* y[t * ldy + r] = dot(row r of dense weight w, x + t * w->cols) for t < n, r in [r0, r1) */
@@ -35,6 +60,12 @@ typedef struct cpu_kernels {
                        int64_t r0, int64_t r1);
     /* Quantizes tokens [t0, t1) of x into a (every variant gives identical codes and scales). */
     void (*quantize_act)(quant_act *a, const float *x, int t0, int t1);
+    /* The same rows with int8 activations: y[t * ldy + r] for t < n, r in [r0, r1), r0 a
+     * multiple of 8; identical results for every n and row range. */
+    void (*quant8_rows)(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
+                        int64_t r0, int64_t r1);
+    /* Quantizes tokens [t0, t1) of x into a (and q4 when set); identical in every variant. */
+    void (*quantize_act8)(quant_act8 *a, const float *x, int t0, int t1);
     float (*dot)(const float *a, const float *b, int n);
     /* One online-softmax step of attention (see op_attend in compute.h). */
     void (*attend)(float *acc, float *max, float *sum, const float *q, const float *k,
@@ -69,6 +100,22 @@ void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const we
 void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                          int64_t r0, int64_t r1);
 void quantize_act_portable(quant_act *a, const float *x, int t0, int t1);
+/* The int8-activation kernels: portable (quant8_portable.c) and AVX2 (quant8_avx2.c). */
+void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
+                          int64_t r0, int64_t r1);
+void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1);
+void quant8_rows_avx2(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
+                      int64_t r0, int64_t r1);
+void quantize_act8_avx2(quant_act8 *a, const float *x, int t0, int t1);
+/* Position of value j of a row in the 4-bit decode order of q4. */
+static inline int64_t act8_pos4(int64_t j, int group_size) {
+    int64_t in = j & 31, even = (in & 1) == 0, half = in >> 1;
+    if (group_size == 32) return (j & ~(int64_t)31) + (even ? 0 : 16) + half;
+    /* blocks in pairs: evens of the first, evens of the second, odds of the first, odds of the
+     * second */
+    int64_t base = j & ~(int64_t)63, second = (j >> 5) & 1;
+    return base + (even ? 0 : 32) + second * 16 + half;
+}
 /* Code j of a row of packed codes (a little-endian bit stream). */
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);
 /* A weight's per-group scale/bias value i as float. */

@@ -34,6 +34,25 @@ static size_t act_bytes(int n, int64_t cols, int group_size) {
     return q + (size_t)n * groups * 10 * sizeof(float) + 64;
 }
 
+/* The int8 activations of n tokens: codes, the decode-order copy, then per block dx and csum
+ * and per group xs (groups <= blocks), each part 64-byte aligned. */
+static size_t act8_bytes(int n, int64_t cols) {
+    size_t blocks = (size_t)(cols / QUANT8_BLOCK), up = 63;
+    size_t q = ((size_t)n * (size_t)cols + up) & ~up, q4 = ((size_t)cols + up) & ~up;
+    size_t per_block = ((size_t)n * blocks * sizeof(float) + up) & ~up;
+    return q + q4 + 3 * per_block;
+}
+
+static int activation_bits = 8;
+
+void compute_set_activation_bits(int bits) {
+    activation_bits = bits == 16 ? 16 : 8;
+}
+
+int compute_activation_bits(void) {
+    return activation_bits;
+}
+
 static int scratch_reserve(size_t bytes) {
     if (bytes <= scratch.size) return 0;
     void *mem = aligned_buffer(bytes);
@@ -49,12 +68,14 @@ static int scratch_reserve(size_t bytes) {
 }
 
 int op_matmul_reserve(int n, int64_t cols) {
-    return scratch_reserve(act_bytes(n, cols, 32));
+    size_t a16 = act_bytes(n, cols, 32), a8 = act8_bytes(n, cols);
+    return scratch_reserve(a16 > a8 ? a16 : a8);
 }
 
 typedef struct quant_job {
     const cpu_kernels *k;
     quant_act a;
+    quant_act8 a8;
     const float *x;
     float *y;
     int n, tokens_per_task;
@@ -67,7 +88,11 @@ static void quantize_task(void *ctx, int task, int n_tasks) {
     quant_job *j = ctx;
     int t0 = task * j->tokens_per_task;
     int t1 = t0 + j->tokens_per_task < j->n ? t0 + j->tokens_per_task : j->n;
-    if (t0 < t1) j->k->quantize_act(&j->a, j->x, t0, t1);
+    if (t0 >= t1) return;
+    if (j->a8.q)
+        j->k->quantize_act8(&j->a8, j->x, t0, t1);
+    else
+        j->k->quantize_act(&j->a, j->x, t0, t1);
 }
 
 static void rows_task(void *ctx, int task, int n_tasks) {
@@ -75,7 +100,29 @@ static void rows_task(void *ctx, int task, int n_tasks) {
     quant_job *j = ctx;
     int64_t r0 = task * j->rows_per_task;
     int64_t r1 = r0 + j->rows_per_task < j->w->rows ? r0 + j->rows_per_task : j->w->rows;
-    j->k->quant_rows(j->y, j->w->rows, &j->a, 0, j->n, j->w, r0, r1);
+    if (r0 >= r1) return;
+    if (j->a8.q)
+        j->k->quant8_rows(j->y, j->w->rows, &j->a8, j->n, j->w, r0, r1);
+    else
+        j->k->quant_rows(j->y, j->w->rows, &j->a, 0, j->n, j->w, r0, r1);
+}
+
+/* Points a at the scratch (act8_bytes' layout) for n tokens of w. */
+static void act8_layout(quant_act8 *a, int n, const weight *w) {
+    uint8_t *p = scratch.mem;
+    size_t up = 63, blocks = (size_t)(w->cols / QUANT8_BLOCK);
+    size_t q = ((size_t)n * (size_t)w->cols + up) & ~up, q4 = ((size_t)w->cols + up) & ~up;
+    size_t per_block = ((size_t)n * blocks * sizeof(float) + up) & ~up;
+    *a = (quant_act8){.cols = w->cols,
+                      .n = n,
+                      .group_size = w->group_size,
+                      .groups = (int)(w->cols / w->group_size),
+                      .blocks = (int)blocks,
+                      .q = (int8_t *)p,
+                      .q4 = n == 1 && w->bits == 4 ? (int8_t *)(p + q) : NULL,
+                      .dx = (void *)(p + q + q4),
+                      .csum = (void *)(p + q + q4 + per_block),
+                      .xs = (void *)(p + q + q4 + 2 * per_block)};
 }
 
 void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
@@ -85,20 +132,28 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
                       .group_size = w->group_size,
                       .groups = (int)(w->cols / w->group_size),
                       .bits = w->bits};
-    if (scratch_reserve(act_bytes(n, w->cols, w->group_size)) < 0) {
+    const bool int8 = activation_bits == 8 &&
+                      (w->group_size == 32 || w->group_size == 64 || w->group_size == 128);
+    size_t need = int8 ? act8_bytes(n, w->cols) : act_bytes(n, w->cols, w->group_size);
+    if (scratch_reserve(need) < 0) {
         /* No memory for the activations (logged once): fall back to the float reference. */
         log_error("quantized matmul: %s", kiln_last_error());
         quant_rows_reference(y, w->rows, x, n, w, 0, w->rows);
         return;
     }
-    size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
-    j.a.q = scratch.mem;
-    j.a.dxv = (void *)((uint8_t *)scratch.mem + q_bytes); /* 64-byte aligned, after the codes */
-    j.a.xs = j.a.dxv + (size_t)n * (size_t)j.a.groups * 8;
-    j.a.dx = j.a.xs + (size_t)n * (size_t)j.a.groups;
+    if (int8) {
+        act8_layout(&j.a8, n, w);
+    } else {
+        size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
+        j.a.q = scratch.mem;
+        j.a.dxv = (void *)((uint8_t *)scratch.mem + q_bytes); /* 64-byte aligned */
+        j.a.xs = j.a.dxv + (size_t)n * (size_t)j.a.groups * 8;
+        j.a.dx = j.a.xs + (size_t)n * (size_t)j.a.groups;
+    }
     int threads = pool_size(pool);
     if ((int64_t)n * w->cols <= 16384) { /* decode: cheaper here than a round trip to the pool */
-        k->quantize_act(&j.a, x, 0, n);
+        j.tokens_per_task = n;
+        quantize_task(&j, 0, 1);
     } else {
         int q_tasks = n < threads * 2 ? n : threads * 2;
         j.tokens_per_task = (n + q_tasks - 1) / q_tasks;
@@ -113,7 +168,7 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
         if (per > fit) per = fit;
     }
     if (per < 16) per = 16;
-    j.rows_per_task = (per + 3) & ~(int64_t)3;
+    j.rows_per_task = (per + 7) & ~(int64_t)7; /* whole tiles of 8 rows */
     int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);
     pool_run(pool, rows_task, &j, n_tasks);
 }
