@@ -292,6 +292,11 @@ static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t
         quant8_rows_avx2(yv, rows, &ap, n, &q.w, 0, rows > 8 ? 8 : rows);
         if (rows > 8) quant8_rows_avx2(yv, rows, &ap, n, &q.w, 8, rows);
         if (memcmp(yp, yv, ysize)) same = false, what = "AVX2 rows";
+        if (have_avx512()) {
+            memset(yv, 0, ysize);
+            quant8_rows_avx512(yv, rows, &ap, n, &q.w, 0, rows);
+            if (same && memcmp(yp, yv, ysize)) same = false, what = "AVX-512 rows";
+        }
         /* each token alone (the decode kernel) gives what it gave in the batch */
         for (int t = 0; t < n && same; t++) {
             quant_act8 one = make_act8(1, cols, group, bits == 4);

@@ -1,8 +1,9 @@
 /*
  * dispatch.c — chooses the kernel table once, from the CPU's features (KILN_ISA=portable or
  * =avx2 overrides, for tests that compare variants). The AVX2 table also needs FMA, F16C and
- * BMI2 (every AVX2 CPU has them). The AVX-512 table (quantized tiles with VNNI) needs AVX512-F,
- * BW, VL and VNNI on top, checked here at run time, so an AVX2-only CPU never gets it.
+ * BMI2 (every AVX2 CPU has them). The AVX-512 table (the quantized tiles with VNNI, for int16
+ * and int8 activations) needs AVX512-F, BW, VL and VNNI on top, checked here at run time, so an
+ * AVX2-only CPU never gets it.
  */
 #include "compute/cpu/kernels.h"
 
@@ -28,6 +29,7 @@ static void choose(void) {
         avx512 = cpu_kernels_avx2;
         avx512.name = "avx512";
         avx512.quant_rows = quant_rows_avx512;
+        avx512.quant8_rows = quant8_rows_avx512;
         avx512.dense_rows = dense_rows_avx512;
         chosen = &avx512;
     }

@@ -1,0 +1,470 @@
+/*
+ * quant8_tiles.h — private to compute/cpu: the int8-activation kernels for MLX affine-quantized
+ * weights (kernels.h, quant_act8), written once and compiled twice: for AVX2 (quant8_avx2.c)
+ * and for AVX512-VNNI on 256-bit registers (quant8_avx512.c). Both are bit-identical to
+ * quant8_portable.c: the integer sums are exact either way and the float steps are the same.
+ *
+ * The product of codes and activations: AVX2 has _mm256_maddubs_epi16 (unsigned codes times
+ * signed activations, 32 multiply-adds into int16 pair sums) then madd_epi16 to widen; 8-bit
+ * codes would overflow its pair sums, so there they enter as q - 128 (|q - 128| times the
+ * activation with the sign of q - 128) and 128·Σx comes back from the block's code sum. VNNI's
+ * vpdpbusd multiplies, sums four products and accumulates into int32 in one instruction, with no
+ * overflow, so it takes 8-bit codes as they are.
+ *
+ * Rows go eight at a time, so one vector holds a value for each of eight rows and every float
+ * step is the same whether a token is decoded alone or in a batch:
+ * - decode (one token): each row's block sums reduce to one vector of eight rows with hadd;
+ * - several tokens: the eight rows are first packed per block as 8 quads × 8 rows of codes (the
+ *   layout of a 4-byte dot product broadcast over rows), then every token's block is eight
+ *   products against its broadcast quads.
+ *
+ * The includer defines QUANT8_VNNI (0 or 1) and QUANT8_ROWS_FN (the entry point's name).
+ */
+#ifndef KILN_QUANT8_TILES_H
+#define KILN_QUANT8_TILES_H
+
+#include "compute/cpu/kernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#define ROWS          8 /* rows per tile */
+/* 8-bit codes as q - 128 (AVX2's maddubs) or as they are (VNNI). */
+#define SIGNED8(BITS) ((BITS) == 8 && !QUANT8_VNNI)
+/* Decode prefetches the next tile of 8 rows, linearly, a group's share at a time: eight rows
+ * read side by side are eight short streams the hardware prefetcher barely follows (1 KiB rows:
+ * 7-8 GB/s with 2 threads on the dev VM against 12 GB/s for the same bytes read linearly, and
+ * 12 with this prefetch). */
+/* Loops over rows, tokens and quads unrolled, so their accumulators live in registers. */
+#define UNROLL _Pragma("GCC unroll 8")
+
+/* ---- shared pieces ---- */
+
+/* Codes 8j..8j+7 of a 32-code block of BITS-bit codes (they fill BITS whole bytes from byte
+ * j·BITS) as 8 bytes: an 8-byte load inside the block, pdep spreads the codes into bytes. */
+ALWAYS_INLINE uint64_t spread8(const uint8_t *block, const int j, const int BITS) {
+    const int off = j * BITS < 4 * BITS - 8 ? j * BITS : 4 * BITS - 8;
+    uint64_t v;
+    memcpy(&v, block + off, 8);
+    return _pdep_u64(v >> (8 * (j * BITS - off)), 0x0101010101010101ull * ((1u << BITS) - 1));
+}
+
+/* The 32 codes of a block (4·BITS bytes at p) as bytes in natural order (SIGNED8: q ^ 0x80,
+ * that is q - 128 as a signed byte). */
+ALWAYS_INLINE __m256i codes32(const uint8_t *p, const int BITS) {
+    if (SIGNED8(BITS))
+        return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)p), _mm256_set1_epi8(-128));
+    if (BITS == 8) return _mm256_loadu_si256((const __m256i *)p);
+    if (BITS == 4) {
+        const __m128i m = _mm_set1_epi8(0x0f), v = _mm_loadu_si128((const __m128i *)p);
+        __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+        return _mm256_set_m128i(_mm_unpackhi_epi8(lo, hi), _mm_unpacklo_epi8(lo, hi));
+    }
+    return _mm256_setr_epi64x((long long)spread8(p, 0, BITS), (long long)spread8(p, 1, BITS),
+                              (long long)spread8(p, 2, BITS), (long long)spread8(p, 3, BITS));
+}
+
+#if !QUANT8_VNNI
+/* Pairwise products of codes w (unsigned; SIGNED8: q - 128) and activations x, as int16 pair
+ * sums. */
+ALWAYS_INLINE __m256i dot_pairs(__m256i w, __m256i x, const int BITS) {
+    if (SIGNED8(BITS)) return _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(x, w));
+    return _mm256_maddubs_epi16(w, x);
+}
+
+ALWAYS_INLINE __m256i widen(__m256i pairs) {
+    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
+}
+#endif
+
+/* acc + the sums of four products of codes w and activations x per 32-bit lane. */
+ALWAYS_INLINE __m256i dot4(__m256i acc, __m256i w, __m256i x, const int BITS) {
+#if QUANT8_VNNI
+    (void)BITS;
+    return _mm256_dpbusd_epi32(acc, w, x);
+#else
+    return _mm256_add_epi32(acc, widen(dot_pairs(w, x, BITS)));
+#endif
+}
+
+/* 8 vectors s[i] (row i's partial sums) -> per 128-bit lane, the four rows' lane sums:
+ * [rows 0-3 low lanes | rows 0-3 high lanes] in *a, rows 4-7 in *b. */
+ALWAYS_INLINE void reduce_rows(const __m256i s[ROWS], __m256i *a, __m256i *b) {
+    __m256i h01 = _mm256_hadd_epi32(s[0], s[1]), h23 = _mm256_hadd_epi32(s[2], s[3]);
+    __m256i h45 = _mm256_hadd_epi32(s[4], s[5]), h67 = _mm256_hadd_epi32(s[6], s[7]);
+    *a = _mm256_hadd_epi32(h01, h23);
+    *b = _mm256_hadd_epi32(h45, h67);
+}
+
+/* The int32 sum of block b (code sum csum) for one token, 8-bit correction included. */
+ALWAYS_INLINE __m256i add_offset(__m256i isum, int32_t csum, const int BITS) {
+    return SIGNED8(BITS) ? _mm256_add_epi32(isum, _mm256_set1_epi32(128 * csum)) : isum;
+}
+
+/* acc = fma(isum·s, dx, acc) for eight rows. */
+ALWAYS_INLINE __m256 scale_block(__m256 acc, __m256i isum, __m256 s, float dx) {
+    return _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(isum), s), _mm256_set1_ps(dx), acc);
+}
+
+/* Scales (or biases) of groups [g0, g0 + gn) for eight rows, as out[g - g0][row]. */
+ALWAYS_INLINE void scales_8rows(float out[8][ROWS], const void *p, enum dtype dt,
+                                const int64_t row[ROWS], int groups, int g0, int gn) {
+    if (gn == 8 && dt == DT_F16) { /* 8 rows × 8 groups: load, convert, transpose */
+        __m256 v[8], t[8];
+        UNROLL for (int i = 0; i < ROWS; i++) v[i] = _mm256_cvtph_ps(
+            _mm_loadu_si128((const __m128i *)((const uint16_t *)p + row[i] * groups + g0)));
+        UNROLL for (int i = 0; i < 8; i += 2) {
+            t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
+            t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
+        }
+        __m256 u[8];
+        UNROLL for (int i = 0; i < 8; i += 4) {
+            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
+            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
+        }
+        UNROLL for (int i = 0; i < 4; i++) {
+            _mm256_store_ps(out[i], _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+            _mm256_store_ps(out[i + 4], _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+        }
+        return;
+    }
+    for (int k = 0; k < gn; k++)
+        for (int i = 0; i < ROWS; i++) out[k][i] = quant_scale_at(p, dt, row[i] * groups + g0 + k);
+}
+
+/* Stores the valid rows of v at y[r..]. */
+ALWAYS_INLINE void store_rows(float *y, __m256 v, int nr) {
+    if (nr == ROWS) {
+        _mm256_storeu_ps(y, v);
+        return;
+    }
+    float tmp[ROWS];
+    _mm256_storeu_ps(tmp, v);
+    memcpy(y, tmp, sizeof(float) * (size_t)nr);
+}
+
+/* ---- decode: one token, eight rows ---- */
+
+/* Sum of block b for the eight rows at p + i·stride (natural-order activations; 4 bits: the
+ * [evens | odds] order of a lone block). */
+ALWAYS_INLINE __m256i block_sums(const uint8_t *p, int64_t stride, const int8_t *x,
+                                 const int BITS) {
+    __m256i s[ROWS], lo, hi;
+    const __m256i xv = _mm256_loadu_si256((const __m256i *)x);
+    UNROLL for (int i = 0; i < ROWS; i++) {
+        __m256i w;
+        if (BITS == 4) {
+            const __m128i m = _mm_set1_epi8(0x0f);
+            __m128i v = _mm_loadu_si128((const __m128i *)(p + i * stride));
+            w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+        } else {
+            w = codes32(p + i * stride, BITS);
+        }
+        s[i] = dot4(_mm256_setzero_si256(), w, xv, BITS);
+    }
+    reduce_rows(s, &lo, &hi);
+    return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
+                            _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* 4 bits: two blocks from one 32-byte load per row (x in pair order). */
+ALWAYS_INLINE void pair_sums4(const uint8_t *p, int64_t stride, const int8_t *x, __m256i *i0,
+                              __m256i *i1) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    const __m256i xe = _mm256_loadu_si256((const __m256i *)x);
+    const __m256i xo = _mm256_loadu_si256((const __m256i *)(x + 32));
+    __m256i s[ROWS], lo, hi;
+    UNROLL for (int i = 0; i < ROWS; i++) {
+        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i * stride));
+        __m256i ev = _mm256_and_si256(v, m), od = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+#if QUANT8_VNNI
+        s[i] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ev, xe), od, xo);
+#else
+        s[i] = widen(_mm256_add_epi16(_mm256_maddubs_epi16(ev, xe), _mm256_maddubs_epi16(od, xo)));
+#endif
+    }
+    reduce_rows(s, &lo, &hi);
+    *i0 = _mm256_permute2x128_si256(lo, hi, 0x20);
+    *i1 = _mm256_permute2x128_si256(lo, hi, 0x31);
+}
+
+/* Rows [r, r + 8) for one token; GS, the group size, fixed so a group's blocks unroll. */
+ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, int64_t r,
+                               const int BITS, const int GS) {
+    const int groups = a->groups;
+    const int64_t stride = w->cols * BITS / 8;
+    const uint8_t *base = (const uint8_t *)w->data + r * stride;
+    const int8_t *x = BITS == 4 ? a->q4 : a->q;
+    int64_t ri[ROWS];
+    UNROLL for (int i = 0; i < ROWS; i++) ri[i] = r + i;
+    float s[8][ROWS] __attribute__((aligned(32))), bs[8][ROWS] __attribute__((aligned(32)));
+    __m256 acc = _mm256_setzero_ps();
+    for (int g0 = 0; g0 < groups; g0 += 8) {
+        const int gn = groups - g0 < 8 ? groups - g0 : 8;
+        scales_8rows(s, w->scales, w->scale_dtype, ri, groups, g0, gn);
+        scales_8rows(bs, w->biases, w->scale_dtype, ri, groups, g0, gn);
+        for (int k = 0; k < gn; k++) {
+            const int g = g0 + k, b0 = g * (GS / QUANT8_BLOCK);
+            const uint8_t *p = base + (int64_t)g * GS * BITS / 8;
+            const __m256 sv = _mm256_load_ps(s[k]);
+            const char *ahead = (const char *)base + ROWS * stride + (int64_t)g * GS * BITS;
+            UNROLL for (int j = 0; j < GS * BITS / 64; j++)
+                _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
+            if (BITS == 4 && GS >= 64) {
+                UNROLL for (int j = 0; j < GS / 64; j++) {
+                    __m256i i0, i1;
+                    pair_sums4(p + j * 32, stride, x + (int64_t)(b0 + 2 * j) * 32, &i0, &i1);
+                    acc = scale_block(acc, i0, sv, a->dx[b0 + 2 * j]);
+                    acc = scale_block(acc, i1, sv, a->dx[b0 + 2 * j + 1]);
+                }
+            } else {
+                UNROLL for (int j = 0; j < GS / 32; j++) {
+                    const int b = b0 + j;
+                    __m256i isum = block_sums(p + j * 4 * BITS, stride, x + (int64_t)b * 32, BITS);
+                    acc = scale_block(acc, add_offset(isum, a->csum[b], BITS), sv, a->dx[b]);
+                }
+            }
+            acc = _mm256_fmadd_ps(_mm256_load_ps(bs[k]), _mm256_set1_ps(a->xs[g]), acc);
+        }
+    }
+    _mm256_storeu_ps(y + r, acc);
+}
+
+ALWAYS_INLINE void decode_rows(float *y, const quant_act8 *a, const weight *w, int64_t r0,
+                               int64_t r1, const int BITS) {
+    int64_t r = r0;
+    for (; r + ROWS <= r1; r += ROWS) switch (w->group_size) {
+        case 32:
+            decode_tile(y, a, w, r, BITS, 32);
+            break;
+        case 64:
+            decode_tile(y, a, w, r, BITS, 64);
+            break;
+        default:
+            decode_tile(y, a, w, r, BITS, 128);
+            break;
+        }
+    /* The last rows (shapes not a multiple of 8): the reference computes the same values. */
+    if (r < r1) quant8_rows_portable(y, w->rows, a, 1, w, r, r1);
+}
+
+/* ---- several tokens: packed rows ---- */
+
+/* Bytes of a packed block: 8 quads × 8 rows of codes (SIGNED8: |q - 128| and then q - 128). */
+#define PACKED_BLOCK(BITS) (SIGNED8(BITS) ? 512 : 256)
+
+/* Packs rows [r, r + nr) (nr <= 8; missing rows get code 0 and scale 0) as, per block, quad k
+ * of every row in one vector (an 8 × 8 transpose of int32), then per group the eight rows'
+ * scales and biases. */
+ALWAYS_INLINE void pack_rows(uint8_t *pack, const weight *w, int64_t r, int nr, int blocks,
+                             const int BITS) {
+    const int groups = (int)(w->cols / w->group_size);
+    const int64_t row_bytes = w->cols * BITS / 8;
+    int64_t ri[ROWS];
+    UNROLL for (int i = 0; i < ROWS; i++) ri[i] = r + (i < nr ? i : nr - 1);
+    for (int b = 0; b < blocks; b++) {
+        __m256i v[ROWS], t[ROWS], u[ROWS];
+        UNROLL for (int i = 0; i < ROWS; i++) v[i] =
+            i < nr ? codes32((const uint8_t *)w->data + ri[i] * row_bytes + b * 4 * BITS, BITS)
+                   : _mm256_setzero_si256();
+        UNROLL for (int i = 0; i < ROWS; i += 2) {
+            t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
+            t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
+        }
+        UNROLL for (int i = 0; i < ROWS; i += 4) {
+            u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+            u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+            u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+            u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+        }
+        __m256i *out = (__m256i *)(pack + (int64_t)b * PACKED_BLOCK(BITS));
+        UNROLL for (int i = 0; i < 4; i++) {
+            __m256i q0 = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+            __m256i q1 = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+            if (SIGNED8(BITS)) {
+                _mm256_store_si256(out + i, _mm256_abs_epi8(q0));
+                _mm256_store_si256(out + i + 4, _mm256_abs_epi8(q1));
+                _mm256_store_si256(out + 8 + i, q0);
+                _mm256_store_si256(out + 8 + i + 4, q1);
+            } else {
+                _mm256_store_si256(out + i, q0);
+                _mm256_store_si256(out + i + 4, q1);
+            }
+        }
+    }
+    float *sc = (void *)(pack + (int64_t)blocks * PACKED_BLOCK(BITS));
+    for (int g0 = 0; g0 < groups; g0 += 8) {
+        const int gn = groups - g0 < 8 ? groups - g0 : 8;
+        float s[8][ROWS] __attribute__((aligned(32))), bs[8][ROWS] __attribute__((aligned(32)));
+        scales_8rows(s, w->scales, w->scale_dtype, ri, groups, g0, gn);
+        scales_8rows(bs, w->biases, w->scale_dtype, ri, groups, g0, gn);
+        for (int k = 0; k < gn; k++)
+            for (int i = 0; i < ROWS; i++) {
+                sc[(g0 + k) * 16 + i] = i < nr ? s[k][i] : 0;
+                sc[(g0 + k) * 16 + 8 + i] = i < nr ? bs[k][i] : 0;
+            }
+    }
+}
+
+/* Block b's int32 sum for one token (x: its 32 codes) against the packed quads w. AVX2: sums of
+ * pairs stay in int16 while they cannot overflow: 8 quads at up to 4 bits, 4 at 5, 2 at 6, 1 at
+ * 8 bits (whose w holds |q - 128| and ws q - 128 for the signs). */
+ALWAYS_INLINE __m256i token_block(const __m256i w[8], const __m256i ws[8], const int8_t *x,
+                                  const int BITS) {
+    __m256i isum = _mm256_setzero_si256();
+#if QUANT8_VNNI
+    (void)ws;
+    (void)BITS;
+    UNROLL for (int k = 0; k < 8; k++) {
+        int32_t quad;
+        memcpy(&quad, x + 4 * k, 4);
+        isum = _mm256_dpbusd_epi32(isum, w[k], _mm256_set1_epi32(quad));
+    }
+#else
+    const int run = BITS <= 4 ? 8 : BITS == 5 ? 4 : BITS == 6 ? 2 : 1;
+    UNROLL for (int k0 = 0; k0 < 8; k0 += run) {
+        __m256i p = _mm256_setzero_si256();
+        UNROLL for (int k = k0; k < k0 + run; k++) {
+            int32_t quad;
+            memcpy(&quad, x + 4 * k, 4);
+            __m256i xv = _mm256_set1_epi32(quad);
+            if (BITS == 8) xv = _mm256_sign_epi8(xv, ws[k]);
+            p = _mm256_add_epi16(p, _mm256_maddubs_epi16(w[k], xv));
+        }
+        isum = _mm256_add_epi32(isum, widen(p));
+    }
+#endif
+    return isum;
+}
+
+/* token_block for two consecutive tokens (x: the first one's 32 codes), their chains side by
+ * side. */
+ALWAYS_INLINE void token_block2(const __m256i w[8], const __m256i ws[8], const int8_t *x,
+                                __m256i *i0, __m256i *i1, const int BITS) {
+#if QUANT8_VNNI
+    *i0 = token_block(w, ws, x, BITS);
+    *i1 = token_block(w, ws, x + QUANT8_BLOCK, BITS);
+#else
+    const int run = BITS <= 4 ? 8 : BITS == 5 ? 4 : BITS == 6 ? 2 : 1;
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    UNROLL for (int k0 = 0; k0 < 8; k0 += run) {
+        __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
+        UNROLL for (int k = k0; k < k0 + run; k++) {
+            int32_t q0, q1;
+            memcpy(&q0, x + 4 * k, 4);
+            memcpy(&q1, x + QUANT8_BLOCK + 4 * k, 4);
+            __m256i x0 = _mm256_set1_epi32(q0), x1 = _mm256_set1_epi32(q1);
+            if (BITS == 8) {
+                x0 = _mm256_sign_epi8(x0, ws[k]);
+                x1 = _mm256_sign_epi8(x1, ws[k]);
+            }
+            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[k], x0));
+            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[k], x1));
+        }
+        s0 = _mm256_add_epi32(s0, widen(p0));
+        s1 = _mm256_add_epi32(s1, widen(p1));
+    }
+    *i0 = s0;
+    *i1 = s1;
+#endif
+}
+
+/* All n tokens against the packed rows [r, r + nr): a block's eight quads of codes are loaded
+ * once into registers and every token's block (block-major activations: one sequential run)
+ * goes against them; the tokens' eight-row sums wait in acc[n][8] (L1). */
+ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const uint8_t *pack,
+                              float *acc, int nr, int bpg, const int BITS) {
+    const int n = a->n;
+    const float *sc = (const void *)(pack + (int64_t)a->blocks * PACKED_BLOCK(BITS));
+    for (int t = 0; t < n; t++) _mm256_store_ps(acc + 8 * t, _mm256_setzero_ps());
+    for (int g = 0; g < a->groups; g++) {
+        const __m256 sv = _mm256_load_ps(sc + g * 16);
+        for (int b = g * bpg; b < (g + 1) * bpg; b++) {
+            const __m256i *pb = (const __m256i *)(pack + (int64_t)b * PACKED_BLOCK(BITS));
+            __m256i w[8], ws[8];
+            UNROLL for (int k = 0; k < 8; k++) {
+                w[k] = _mm256_load_si256(pb + k);
+                ws[k] = SIGNED8(BITS) ? _mm256_load_si256(pb + 8 + k) : w[k];
+            }
+            const int8_t *x = a->q + act8_at(a, 0, b) * QUANT8_BLOCK;
+            const float *dx = a->dx + act8_at(a, 0, b);
+            const int32_t *cs = a->csum + act8_at(a, 0, b);
+            int t = 0;
+            for (; t + 2 <= n; t += 2) { /* two tokens interleaved: independent chains */
+                __m256i i0, i1;
+                token_block2(w, ws, x + (int64_t)t * QUANT8_BLOCK, &i0, &i1, BITS);
+                _mm256_store_ps(acc + 8 * t, scale_block(_mm256_load_ps(acc + 8 * t),
+                                                         add_offset(i0, cs[t], BITS), sv, dx[t]));
+                _mm256_store_ps(acc + 8 * t + 8,
+                                scale_block(_mm256_load_ps(acc + 8 * t + 8),
+                                            add_offset(i1, cs[t + 1], BITS), sv, dx[t + 1]));
+            }
+            for (; t < n; t++) {
+                __m256i isum = token_block(w, ws, x + (int64_t)t * QUANT8_BLOCK, BITS);
+                _mm256_store_ps(acc + 8 * t, scale_block(_mm256_load_ps(acc + 8 * t),
+                                                         add_offset(isum, cs[t], BITS), sv, dx[t]));
+            }
+        }
+        const __m256 bv = _mm256_load_ps(sc + g * 16 + 8);
+        const float *xs = a->xs + act8_at(a, 0, g);
+        for (int t = 0; t < n; t++)
+            _mm256_store_ps(acc + 8 * t, _mm256_fmadd_ps(bv, _mm256_set1_ps(xs[t]),
+                                                         _mm256_load_ps(acc + 8 * t)));
+    }
+    for (int t = 0; t < n; t++) store_rows(y + (int64_t)t * ldy, _mm256_load_ps(acc + 8 * t), nr);
+}
+
+ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
+                               int64_t r0, int64_t r1, const int BITS) {
+    const int bpg = w->group_size / QUANT8_BLOCK;
+    const int64_t pack_bytes = (int64_t)a->blocks * PACKED_BLOCK(BITS) + (int64_t)a->groups * 64;
+    uint8_t *pack = (uint8_t *)dense_panel_buffer((pack_bytes + (int64_t)a->n * 32) / 4);
+    if (!pack) { /* out of memory for one panel: the reference computes the same */
+        quant8_rows_portable(y, ldy, a, a->n, w, r0, r1);
+        return;
+    }
+    float *acc = (void *)(pack + pack_bytes);
+    for (int64_t r = r0; r < r1; r += ROWS) {
+        const int nr = r1 - r < ROWS ? (int)(r1 - r) : ROWS;
+        pack_rows(pack, w, r, nr, a->blocks, BITS);
+        run_tokens(y + r, ldy, a, pack, acc, nr, bpg, BITS);
+    }
+}
+
+ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
+                             int64_t r0, int64_t r1, const int BITS) {
+    if (n == 1 && (BITS != 4 || a->q4)) {
+        decode_rows(y, a, w, r0, r1, BITS);
+        return;
+    }
+    packed_rows(y, ldy, a, w, r0, r1, BITS);
+}
+
+void QUANT8_ROWS_FN(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w, int64_t r0,
+                    int64_t r1) {
+    switch (w->bits) {
+    case 2:
+        rows_bits(y, ldy, a, n, w, r0, r1, 2);
+        break;
+    case 3:
+        rows_bits(y, ldy, a, n, w, r0, r1, 3);
+        break;
+    case 4:
+        rows_bits(y, ldy, a, n, w, r0, r1, 4);
+        break;
+    case 5:
+        rows_bits(y, ldy, a, n, w, r0, r1, 5);
+        break;
+    case 6:
+        rows_bits(y, ldy, a, n, w, r0, r1, 6);
+        break;
+    default:
+        rows_bits(y, ldy, a, n, w, r0, r1, 8);
+        break;
+    }
+}
+
+#endif
