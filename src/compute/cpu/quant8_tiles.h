@@ -434,13 +434,84 @@ ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const
     }
 }
 
+#if QUANT8_VNNI
+/* ---- several tokens, 512-bit: sixteen rows a tile ---- */
+
+/* run_tokens on zmm registers: two 8-row packs side by side (rows r..r+7 in the low half of
+ * each vector, r+8..r+15 in the high half), each lane's float steps exactly run_tokens'. */
+ALWAYS_INLINE void run_tokens16(float *y, int64_t ldy, const quant_act8 *a, const uint8_t *pa,
+                                const uint8_t *pb, float *acc, int bpg, const int BITS) {
+    const int n = a->n;
+    const float *sa = (const void *)(pa + (int64_t)a->blocks * PACKED_BLOCK(BITS));
+    const float *sb = (const void *)(pb + (int64_t)a->blocks * PACKED_BLOCK(BITS));
+    for (int t = 0; t < n; t++) _mm512_store_ps(acc + 16 * t, _mm512_setzero_ps());
+    for (int g = 0; g < a->groups; g++) {
+        const __m512 sv = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_load_ps(sa + g * 16)),
+                                             _mm256_load_ps(sb + g * 16), 1);
+        for (int b = g * bpg; b < (g + 1) * bpg; b++) {
+            __m512i w[8];
+            UNROLL for (int k = 0; k < 8; k++) w[k] = _mm512_inserti64x4(
+                _mm512_castsi256_si512(
+                    _mm256_load_si256((const __m256i *)(pa + (int64_t)b * PACKED_BLOCK(BITS)) + k)),
+                _mm256_load_si256((const __m256i *)(pb + (int64_t)b * PACKED_BLOCK(BITS)) + k), 1);
+            const int8_t *x = a->q + act8_at(a, 0, b) * QUANT8_BLOCK;
+            const float *dx = a->dx + act8_at(a, 0, b);
+            for (int t = 0; t < n; t++) {
+                __m512i isum = _mm512_setzero_si512();
+                UNROLL for (int k = 0; k < 8; k++) {
+                    int32_t quad;
+                    memcpy(&quad, x + (int64_t)t * QUANT8_BLOCK + 4 * k, 4);
+                    isum = _mm512_dpbusd_epi32(isum, w[k], _mm512_set1_epi32(quad));
+                }
+                __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(isum), sv);
+                _mm512_store_ps(acc + 16 * t, _mm512_fmadd_ps(v, _mm512_set1_ps(dx[t]),
+                                                              _mm512_load_ps(acc + 16 * t)));
+            }
+        }
+        const __m512 bv =
+            _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_load_ps(sa + g * 16 + 8)),
+                               _mm256_load_ps(sb + g * 16 + 8), 1);
+        const float *xs = a->xs + act8_at(a, 0, g);
+        for (int t = 0; t < n; t++)
+            _mm512_store_ps(acc + 16 * t, _mm512_fmadd_ps(bv, _mm512_set1_ps(xs[t]),
+                                                          _mm512_load_ps(acc + 16 * t)));
+    }
+    for (int t = 0; t < n; t++)
+        _mm512_storeu_ps(y + (int64_t)t * ldy, _mm512_load_ps(acc + 16 * t));
+}
+
+/* Whole tiles of 16 rows through run_tokens16, the rest through packed_rows. */
+ALWAYS_INLINE void packed_rows16(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
+                                 int64_t r0, int64_t r1, const int BITS) {
+    const int bpg = w->group_size / QUANT8_BLOCK;
+    const int64_t pack_bytes = (int64_t)a->blocks * PACKED_BLOCK(BITS) + (int64_t)a->groups * 64;
+    uint8_t *pack = (uint8_t *)dense_panel_buffer((2 * pack_bytes + (int64_t)a->n * 64) / 4);
+    if (!pack) {
+        quant8_rows_portable(y, ldy, a, a->n, w, r0, r1);
+        return;
+    }
+    float *acc = (void *)(pack + 2 * pack_bytes);
+    int64_t r = r0;
+    for (; r + 16 <= r1; r += 16) {
+        pack_rows(pack, w, r, ROWS, a->blocks, BITS);
+        pack_rows(pack + pack_bytes, w, r + ROWS, ROWS, a->blocks, BITS);
+        run_tokens16(y + r, ldy, a, pack, pack + pack_bytes, acc, bpg, BITS);
+    }
+    if (r < r1) packed_rows(y, ldy, a, w, r, r1, BITS);
+}
+#endif
+
 ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
                              int64_t r0, int64_t r1, const int BITS) {
     if (n == 1 && (BITS != 4 || a->q4)) {
         decode_rows(y, a, w, r0, r1, BITS);
         return;
     }
+#if QUANT8_VNNI
+    packed_rows16(y, ldy, a, w, r0, r1, BITS);
+#else
     packed_rows(y, ldy, a, w, r0, r1, BITS);
+#endif
 }
 
 void QUANT8_ROWS_FN(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w, int64_t r0,

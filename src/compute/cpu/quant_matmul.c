@@ -168,7 +168,7 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
         if (per > fit) per = fit;
     }
     if (per < 16) per = 16;
-    j.rows_per_task = (per + 7) & ~(int64_t)7; /* whole tiles of 8 rows */
+    j.rows_per_task = (per + 15) & ~(int64_t)15; /* whole tiles of 8 (AVX-512 prefill: 16) rows */
     int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);
     pool_run(pool, rows_task, &j, n_tasks);
 }
