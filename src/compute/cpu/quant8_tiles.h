@@ -191,6 +191,42 @@ ALWAYS_INLINE void pair_sums4(const uint8_t *p, int64_t stride, const int8_t *x,
     *i1 = _mm256_permute2x128_si256(lo, hi, 0x31);
 }
 
+#if QUANT8_VNNI
+/* 4 bits on 512-bit registers: four blocks (two pairs) of eight rows from one 64-byte load per
+ * row, out[j] = block j's sums for the eight rows. The lane sums reduce with unpack + add
+ * (AVX-512 has no hadd): first within each row pair, then into [r0 r1 r2 r3] per block. */
+ALWAYS_INLINE void quad_sums4(const uint8_t *p, int64_t stride, const int8_t *x, __m256i out[4]) {
+    const __m512i m = _mm512_set1_epi8(0x0f);
+    const __m512i xe =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)x)),
+                           _mm256_loadu_si256((const __m256i *)(x + 64)), 1);
+    const __m512i xo =
+        _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x + 32))),
+                           _mm256_loadu_si256((const __m256i *)(x + 96)), 1);
+    __m512i s[ROWS], t[ROWS / 2];
+    UNROLL for (int i = 0; i < ROWS; i++) {
+        __m512i v = _mm512_loadu_si512((const void *)(p + i * stride));
+        __m512i ev = _mm512_and_si512(v, m), od = _mm512_and_si512(_mm512_srli_epi16(v, 4), m);
+        s[i] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ev, xe), od, xo);
+    }
+    UNROLL for (int i = 0; i < ROWS; i += 2) t[i / 2] = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(s[i], s[i + 1]), _mm512_unpackhi_epi32(s[i], s[i + 1]));
+    const __m512i r03 =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(t[0], t[1]), _mm512_unpackhi_epi64(t[0], t[1]));
+    const __m512i r47 =
+        _mm512_add_epi32(_mm512_unpacklo_epi64(t[2], t[3]), _mm512_unpackhi_epi64(t[2], t[3]));
+    /* 128-bit lane j of r03/r47 holds block j's rows 0-3/4-7 */
+    const __m512i ab = _mm512_permutex2var_epi32(
+        r03, _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23), r47);
+    const __m512i cd = _mm512_permutex2var_epi32(
+        r03, _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31), r47);
+    out[0] = _mm512_castsi512_si256(ab);
+    out[1] = _mm512_extracti64x4_epi64(ab, 1);
+    out[2] = _mm512_castsi512_si256(cd);
+    out[3] = _mm512_extracti64x4_epi64(cd, 1);
+}
+#endif
+
 /* Rows [r, r + 8) for one token; GS, the group size, fixed so a group's blocks unroll. */
 ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, int64_t r,
                                const int BITS, const int GS) {
@@ -213,6 +249,26 @@ ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, i
             const char *ahead = (const char *)base + ROWS * stride + (int64_t)g * GS * BITS;
             UNROLL for (int j = 0; j < GS * BITS / 64; j++)
                 _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
+#if QUANT8_VNNI
+            /* 4 bits: 128 values a row per load (group 128: one group; 64: this and the next) */
+            if (BITS == 4 && GS >= 64 && (GS == 128 || k + 1 < gn)) {
+                __m256i q[4];
+                quad_sums4(p, stride, x + (int64_t)b0 * 32, q);
+                acc = scale_block(acc, q[0], sv, a->dx[b0]);
+                acc = scale_block(acc, q[1], sv, a->dx[b0 + 1]);
+                if (GS == 64) { /* the next group: its prefetch, scale and bias */
+                    acc = _mm256_fmadd_ps(_mm256_load_ps(bs[k]), _mm256_set1_ps(a->xs[g]), acc);
+                    UNROLL for (int j = 0; j < GS * BITS / 64; j++)
+                        _mm_prefetch(ahead + GS * BITS + 64 * j, _MM_HINT_T0);
+                    k++;
+                }
+                const __m256 sv2 = _mm256_load_ps(s[k]);
+                acc = scale_block(acc, q[2], sv2, a->dx[b0 + 2]);
+                acc = scale_block(acc, q[3], sv2, a->dx[b0 + 3]);
+                acc = _mm256_fmadd_ps(_mm256_load_ps(bs[k]), _mm256_set1_ps(a->xs[g0 + k]), acc);
+                continue;
+            }
+#endif
             if (BITS == 4 && GS >= 64) {
                 UNROLL for (int j = 0; j < GS / 64; j++) {
                     __m256i i0, i1;
