@@ -347,6 +347,9 @@ static void test_int8_every_bits_and_group(void) {
             one_case8(all_bits[b], group, DT_F16, 16, group * 16, 13);
             one_case8(all_bits[b], group, DT_F16, 8, group * 8, 1);
         }
+    /* long rows: more groups than one chunk of scales, 1 and 3 tokens */
+    one_case8(4, 64, DT_F16, 24, 4096, 1);
+    one_case8(4, 128, DT_BF16, 16, 2560, 3);
     compute_set_activation_bits(16);
 }
 
