@@ -81,7 +81,7 @@ const char *cli_default_model(void) {
 
 int cli_set_activation_bits(const char *text) {
     int bits;
-    if (cli_parse_int("--activation-bits", text, 8, 16, &bits) < 0) return -1;
+    if (cli_parse_int("--activation-bits", text, 0, 64, &bits) < 0) return -1;
     if (bits != 8 && bits != 16) {
         kiln_error("--activation-bits: \"%s\" is not 8 or 16", text);
         return -1;

@@ -332,6 +332,94 @@ static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t
     free_weight(&q);
 }
 
+/* Blocks of zeros, tiny values (127/max would overflow), huge values, Inf and NaN: both
+ * quantizers agree; tiny blocks count as zero, non-finite ones make their rows NaN, others stay
+ * finite and within the int8 bound. Then codes at their extremes against activations at ±127
+ * (the int16 pair sums' worst case) for every width. */
+static void test_int8_edge_activations(void) {
+    const int64_t cols = 256; /* 8 blocks */
+    const float specials[8] = {0, 1e-38f, 1e30f, INFINITY, NAN, -1e-37f, 3e-31f, 1.0f};
+    for (int bits = 4; bits <= 8; bits += 4) {
+        qweight q = make_weight(16, cols, bits, 32, DT_F16);
+        float x[2 * 256];
+        for (int i = 0; i < 2 * 256; i++) x[i] = next_float();
+        for (int k = 0; k < 8; k++) x[k * 32 + 5] = specials[k]; /* token 0: one per block */
+        for (int i = 32; i < 64; i++) x[i] = (i & 1) ? 1e-38f : -2e-38f; /* block 1 all tiny */
+        quant_act8 ap = make_act8(2, cols, 32, false), av = make_act8(2, cols, 32, false);
+        quantize_act8_portable(&ap, x, 0, 2);
+        float yp[32], yv[32], ym[32];
+        quant8_rows_portable(yp, 16, &ap, 2, &q.w, 0, 16);
+        bool nan_rows = true, finite_rows = true;
+        for (int r = 0; r < 16; r++) {
+            nan_rows &= isnan(yp[r]);            /* token 0 holds an Inf and a NaN */
+            finite_rows &= isfinite(yp[16 + r]); /* token 1 is ordinary */
+        }
+        CHECK_MSG(nan_rows && finite_rows, "bits %d: Inf/NaN blocks give NaN rows, others finite",
+                  bits);
+        CHECK(ap.dx[act8_at(&ap, 0, 1)] == 0 && isnan(ap.dx[act8_at(&ap, 0, 3)]) &&
+              isnan(ap.dx[act8_at(&ap, 0, 4)]));
+        if (have_avx2()) {
+            quantize_act8_avx2(&av, x, 0, 2);
+            bool same = !memcmp(ap.q, av.q, 2 * cols) && !memcmp(ap.csum, av.csum, 2 * 8 * 4);
+            for (int i = 0; i < 16; i++)
+                same &= (isnan(ap.dx[i]) && isnan(av.dx[i])) || ap.dx[i] == av.dx[i];
+            CHECK_MSG(same, "bits %d: AVX2 and portable quantize edge blocks alike", bits);
+            quant8_rows_avx2(yv, 16, &ap, 2, &q.w, 0, 16);
+            bool rows_same = true;
+            for (int i = 0; i < 32; i++)
+                rows_same &= (isnan(yp[i]) && isnan(yv[i])) || !memcmp(&yp[i], &yv[i], 4);
+            CHECK_MSG(rows_same, "bits %d: AVX2 rows = portable on edge activations", bits);
+        }
+        compute_set_activation_bits(8);
+        op_matmul(NULL, ym, x, 2, &q.w);
+        compute_set_activation_bits(16);
+        bool mm_same = true;
+        for (int i = 0; i < 32; i++)
+            mm_same &= (isnan(yp[i]) && isnan(ym[i])) || !memcmp(&yp[i], &ym[i], 4);
+        CHECK_MSG(mm_same, "bits %d: op_matmul = portable on edge activations", bits);
+        free_act8(&ap);
+        free_act8(&av);
+        free_weight(&q);
+    }
+    /* worst case for the int16 sums: every code at its maximum (or 0 for 8-bit's q - 128 =
+     * -128), activations at ±127 in runs of equal sign */
+    for (size_t bi = 0; bi < ARRAY_LEN(all_bits); bi++) {
+        int bits = all_bits[bi];
+        for (int lo = 0; lo < 2; lo++) {
+            qweight q = make_weight(16, 128, bits, 64, DT_F32);
+            for (int64_t i = 0; i < 16 * 128; i++)
+                q.codes[i] = lo ? 0 : (uint8_t)((1u << bits) - 1);
+            for (int64_t r = 0; r < 16; r++)
+                mlx_pack_row((uint8_t *)q.packed + r * 128 * bits / 8, q.codes + r * 128, 128,
+                             bits);
+            float x[3 * 128];
+            for (int i = 0; i < 3 * 128; i++) x[i] = (i / 128 == 1 ? -1.0f : 1.0f) * (i % 5 + 1);
+            for (int i = 0; i < 128; i++) /* all codes ±127 */
+                x[256 + i] = (i / 16) % 2 ? -3.0f : 3.0f;
+            quant_act8 a = make_act8(3, 128, 64, false);
+            quantize_act8_portable(&a, x, 0, 3);
+            float yp[48], yv[48];
+            quant8_rows_portable(yp, 16, &a, 3, &q.w, 0, 16);
+            if (have_avx2()) {
+                quant8_rows_avx2(yv, 16, &a, 3, &q.w, 0, 16);
+                CHECK_MSG(!memcmp(yp, yv, sizeof yp), "bits %d codes %s: saturating case", bits,
+                          lo ? "0" : "max");
+            }
+            double worst = 0;
+            for (int t = 0; t < 3; t++)
+                for (int r = 0; r < 16; r++) {
+                    double e = fabs(yp[t * 16 + r] - ref_dot(&q, r, x + t * 128)) /
+                               int8_bound(&q, r, x + t * 128);
+                    if (e > worst) worst = e;
+                }
+            CHECK_MSG(worst <= 1, "bits %d codes %s: error %.3g of the int8 bound", bits,
+                      lo ? "0" : "max", worst);
+            free_act8(&a);
+            free_weight(&q);
+        }
+    }
+}
+
 static void test_int8_every_bits_and_group(void) {
     const enum dtype sdts[] = {DT_F16, DT_BF16, DT_F32};
     compute_set_activation_bits(8);
@@ -339,7 +427,7 @@ static void test_int8_every_bits_and_group(void) {
     for (size_t b = 0; b < ARRAY_LEN(all_bits); b++)
         for (size_t g = 0; g < ARRAY_LEN(all_groups); g++, i++) {
             int group = all_groups[g];
-            /* rows not a multiple of 8; 1, 5, 7 and 13 tokens (tiles of 6 plus remainders);
+            /* rows not a multiple of 8; 1, 5, 7 and 13 tokens (pairs of tokens plus one);
              * 8+ groups (the scales' 8 × 8 transpose) and fewer */
             one_case8(all_bits[b], group, sdts[i % 3], 37, group * 3, 1);
             one_case8(all_bits[b], group, sdts[(i + 1) % 3], 21, group * 9, 5);
@@ -394,5 +482,6 @@ int main(void) {
     RUN(test_many_tokens_and_slices);
     RUN(test_zero_and_huge_activations);
     RUN(test_int8_every_bits_and_group);
+    RUN(test_int8_edge_activations);
     return CHECK_DONE();
 }

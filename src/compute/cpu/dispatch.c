@@ -2,7 +2,7 @@
  * dispatch.c — chooses the kernel table once, from the CPU's features (KILN_ISA=portable or
  * =avx2 overrides, for tests that compare variants). The AVX2 table also needs FMA, F16C and
  * BMI2 (every AVX2 CPU has them). The AVX-512 table (the quantized tiles with VNNI, for int16
- * and int8 activations) needs AVX512-F, BW, VL and VNNI on top, checked here at run time, so an
+ * and int8 activations) needs AVX512-F, BW, VL, DQ and VNNI on top, checked here at run time, so an
  * AVX2-only CPU never gets it.
  */
 #include "compute/cpu/kernels.h"
@@ -22,7 +22,7 @@ static void choose(void) {
                     __builtin_cpu_supports("f16c") && __builtin_cpu_supports("bmi2");
     bool has_avx512 = has_avx2 && __builtin_cpu_supports("avx512f") &&
                       __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                      __builtin_cpu_supports("avx512vnni");
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni");
     chosen = &cpu_kernels_portable;
     if (has_avx2 && !(want && !strcmp(want, "portable"))) chosen = &cpu_kernels_avx2;
     if (has_avx512 && !(want && (!strcmp(want, "portable") || !strcmp(want, "avx2")))) {

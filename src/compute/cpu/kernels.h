@@ -35,6 +35,10 @@ typedef struct quant_act {
  * acc), then acc = fma(bias_g, xs_g, acc) — every variant computes exactly this, so results
  * do not depend on the instruction set, the batch or the tile a token falls in. */
 #define QUANT8_BLOCK 32
+/* A block whose largest |x| is below QUANT8_TINY gets zero codes and dx 0 (127/max would
+ * overflow); one holding an Inf or NaN gets zero codes and dx NaN, so every row it meets comes
+ * out NaN rather than a number that depends on the instruction set. */
+#define QUANT8_TINY 0x1p-100f
 typedef struct quant_act8 {
     int64_t cols;
     int n, group_size, groups, blocks;
@@ -61,7 +65,8 @@ typedef struct cpu_kernels {
     /* Quantizes tokens [t0, t1) of x into a (every variant gives identical codes and scales). */
     void (*quantize_act)(quant_act *a, const float *x, int t0, int t1);
     /* The same rows with int8 activations: y[t * ldy + r] for t < n, r in [r0, r1), r0 a
-     * multiple of 8; identical results for every n and row range. */
+     * multiple of 8; identical results for every n and row range. n is a->n; a->q4 is set only
+     * when n is 1. */
     void (*quant8_rows)(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
                         int64_t r0, int64_t r1);
     /* Quantizes tokens [t0, t1) of x into a (and q4 when set); identical in every variant. */

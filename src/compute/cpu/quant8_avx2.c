@@ -7,6 +7,9 @@
 #define QUANT8_ROWS_FN quant8_rows_avx2
 #include "compute/cpu/quant8_tiles.h"
 
+#include <float.h>
+#include <math.h>
+
 /* q4 from token 0's codes (act8_pos4): per 32-byte block, each 16-byte lane's even bytes then
  * odd bytes, the lanes' halves gathered into [evens | odds]; blocks in pairs when groups have
  * two or more: [evens A | evens B], [odds A | odds B]. */
@@ -38,18 +41,24 @@ void quantize_act8_avx2(quant_act8 *a, const float *x, int t0, int t1) {
         const float *xt = x + (int64_t)t * a->cols;
         for (int b = 0; b < a->blocks; b++) {
             const float *xb = xt + (int64_t)b * QUANT8_BLOCK;
-            __m256 v[4], m = _mm256_setzero_ps();
+            __m256 v[4], m = _mm256_setzero_ps(), bad = _mm256_setzero_ps();
             UNROLL for (int i = 0; i < 4; i++) {
                 v[i] = _mm256_loadu_ps(xb + 8 * i);
-                m = _mm256_max_ps(m, _mm256_and_ps(v[i], abs_mask));
+                __m256 ax = _mm256_and_ps(v[i], abs_mask);
+                /* Inf or NaN (unordered compares true); max_ps returns its second operand when
+                 * one is NaN, so m keeps the finite maximum as fmaxf does */
+                bad = _mm256_or_ps(bad, _mm256_cmp_ps(ax, _mm256_set1_ps(FLT_MAX), _CMP_NLE_UQ));
+                m = _mm256_max_ps(ax, m);
             }
             __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
             m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
             m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-            float max = _mm_cvtss_f32(m4);
-            const __m256 inv = _mm256_set1_ps(max > 0 ? 127.0f / max : 0);
+            const float max = _mm_cvtss_f32(m4);
+            const bool finite = !_mm256_movemask_ps(bad), zero = !finite || max < QUANT8_TINY;
+            const __m256 inv = _mm256_set1_ps(zero ? 0 : 127.0f / max);
             __m256i c[4];
-            UNROLL for (int i = 0; i < 4; i++) c[i] = _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inv));
+            UNROLL for (int i = 0; i < 4; i++) c[i] =
+                zero ? _mm256_setzero_si256() : _mm256_cvtps_epi32(_mm256_mul_ps(v[i], inv));
             /* int32 -> int8 keeping order: packs interleave 128-bit lanes, the permute undoes it */
             __m256i w16 =
                 _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
@@ -60,7 +69,7 @@ void quantize_act8_avx2(quant_act8 *a, const float *x, int t0, int t1) {
             __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
             s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
             s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-            a->dx[act8_at(a, t, b)] = max / 127.0f;
+            a->dx[act8_at(a, t, b)] = !finite ? NAN : zero ? 0 : max / 127.0f;
             a->csum[act8_at(a, t, b)] = _mm_cvtsi128_si32(s4);
         }
     }

@@ -2,10 +2,11 @@
  * quant8_portable.c — the portable definition of the int8-activation path for MLX affine-
  * quantized weights (kernels.h, quant_act8): activations quantized to int8 per 32-value block,
  * integer dot products per block, each block's sum scaled in float in a fixed order. The AVX2
- * variant (quant8_avx2.c) gives bit-identical results; tests/unit/test_quant8.c checks it.
+ * variants (quant8_tiles.h) give bit-identical results; tests/unit/test_quant_kernels.c checks it.
  */
 #include "compute/cpu/kernels.h"
 
+#include <float.h>
 #include <math.h>
 
 void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1) {
@@ -16,16 +17,24 @@ void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1) {
             int8_t *q = a->q + act8_at(a, t, b) * QUANT8_BLOCK;
             const float *xb = xt + (int64_t)b * QUANT8_BLOCK;
             float max = 0;
-            for (int i = 0; i < QUANT8_BLOCK; i++) max = fmaxf(max, fabsf(xb[i]));
-            float inv = max > 0 ? 127.0f / max : 0;
+            bool finite = true;
+            for (int i = 0; i < QUANT8_BLOCK; i++) {
+                float ax = fabsf(xb[i]);
+                if (ax <= FLT_MAX)
+                    max = fmaxf(max, ax);
+                else
+                    finite = false;
+            }
+            const bool zero = !finite || max < QUANT8_TINY;
+            const float inv = zero ? 0 : 127.0f / max;
             int32_t sum = 0;
             for (int i = 0; i < QUANT8_BLOCK; i++) {
-                int8_t v = (int8_t)rintf(xb[i] * inv);
+                int8_t v = zero ? 0 : (int8_t)rintf(xb[i] * inv);
                 q[i] = v;
                 if (a->q4) a->q4[act8_pos4((int64_t)b * QUANT8_BLOCK + i, a->group_size)] = v;
                 sum += v;
             }
-            a->dx[act8_at(a, t, b)] = max / 127.0f;
+            a->dx[act8_at(a, t, b)] = !finite ? NAN : zero ? 0 : max / 127.0f;
             a->csum[act8_at(a, t, b)] = sum;
         }
         for (int g = 0; g < a->groups; g++) {

@@ -247,7 +247,7 @@ ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, i
             const uint8_t *p = base + (int64_t)g * GS * BITS / 8;
             const __m256 sv = _mm256_load_ps(s[k]);
             const char *ahead = (const char *)base + ROWS * stride + (int64_t)g * GS * BITS;
-            UNROLL for (int j = 0; j < GS * BITS / 64; j++)
+            UNROLL for (int j = 0; j < (GS * BITS + 63) / 64; j++)
                 _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
 #if QUANT8_VNNI
             /* 4 bits: 128 values a row per load (group 128: one group; 64: this and the next) */
@@ -258,7 +258,7 @@ ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, i
                 acc = scale_block(acc, q[1], sv, a->dx[b0 + 1]);
                 if (GS == 64) { /* the next group: its prefetch, scale and bias */
                     acc = _mm256_fmadd_ps(_mm256_load_ps(bs[k]), _mm256_set1_ps(a->xs[g]), acc);
-                    UNROLL for (int j = 0; j < GS * BITS / 64; j++)
+                    UNROLL for (int j = 0; j < (GS * BITS + 63) / 64; j++)
                         _mm_prefetch(ahead + GS * BITS + 64 * j, _MM_HINT_T0);
                     k++;
                 }
