@@ -34,13 +34,20 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-make -s -j2 bench >/dev/null
-kiln=${KILN:-build/kiln} # KILN=path compares another build (e.g. a baseline) on the same probe
+# BIN=DIR runs prebuilt binaries (DIR/kiln, DIR/bandwidth, DIR/make_random_model) without
+# building, e.g. on the GPU host where the build dependencies are missing; RUN="taskset -c 2,3"
+# pins every command.
+bin=${BIN:-}
+[ -n "$bin" ] || make -s -j2 bench >/dev/null
+bench_bin=${bin:-build/bench}
+run=${RUN:-}
+kiln=${KILN:-${bin:+$bin/kiln}}
+kiln=${kiln:-build/kiln} # KILN=path compares another build (e.g. a baseline) on the same probe
 name="$shape-$dtype${bits:+-q$bits}"
 model="build/models/$name"
 if [ ! -d "$model" ]; then
     mkdir -p build/models
-    build/bench/make_random_model --shape "$shape" --dtype "$dtype" ${bits:+--bits "$bits"} "$model" >&2
+    "$bench_bin/make_random_model" --shape "$shape" --dtype "$dtype" ${bits:+--bits "$bits"} "$model" >&2
 fi
 # The largest weight file stands for all of them (one file below 4 GB; else the first shard).
 file=$(ls -S "$model"/*.safetensors | head -n 1)
@@ -49,16 +56,16 @@ tflag=${threads:+-t $threads}
 # field NAME JSON_LINE -> the number after "NAME":
 field() { sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p" <<<"$2"; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-read_bw() { field median_gb_per_s "$(build/bench/bandwidth -m file -p 5 $tflag -f "$file")"; }
+read_bw() { field median_gb_per_s "$($run "$bench_bin/bandwidth" -m file -p 5 $tflag -f "$file")"; }
 
-fma_now() { field gflop_per_s "$(build/bench/bandwidth -m fma $tflag)"; }
+fma_now() { field gflop_per_s "$($run "$bench_bin/bandwidth" -m fma $tflag)"; }
 fma=$(fma_now)
 echo "model $model ($(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%FT%TZ))"
 printf '%-6s %9s %9s %9s %7s %9s %9s\n' round read_GB/s tg_tok/s tg_GB/s tg/read pp_tok/s pp/tg
 ratios=() tgs=() tggbs=() bws=() pps=() pptg=()
 for r in $(seq 1 "$rounds"); do
     bw1=$(read_bw)
-    tg=$("$kiln" bench "$model" -p 0 -n "$n" -r 1 $tflag)
+    tg=$($run "$kiln" bench "$model" -p 0 -n "$n" -r 1 $tflag)
     bw2=$(read_bw)
     bw=$(awk -v a="$bw1" -v b="$bw2" 'BEGIN {printf "%.2f", (a + b) / 2}')
     tps=$(field tokens_per_s "$tg")
@@ -68,7 +75,7 @@ for r in $(seq 1 "$rounds"); do
     ratio=$(awk -v g="$gbs" -v b="$bw" 'BEGIN {printf "%.3f", g / b}')
     pp_tps=0 pp_ratio=0
     if [ "$p" -gt 0 ]; then
-        pp=$("$kiln" bench "$model" -p "$p" -n 0 -r 1 $tflag)
+        pp=$($run "$kiln" bench "$model" -p "$p" -n 0 -r 1 $tflag)
         pp_tps=$(field tokens_per_s "$pp")
         pp_ratio=$(awk -v a="$pp_tps" -v b="$tps" 'BEGIN {printf "%.2f", a / b}')
     fi
