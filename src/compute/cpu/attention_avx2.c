@@ -6,11 +6,10 @@
  * that are not a multiple of 8 take the portable path.
  */
 #include "compute/cpu/kernels.h"
+#include "compute/cpu/simd_avx2.h"
 
 #include <immintrin.h>
 #include <math.h>
-
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* exp(x) as 2^n · p(r) with x = n·ln2 + r, |r| <= ln2/2; x clamped to [-87.3, 88.3] (the
  * results stay normal floats; softmax and silu need no more). */
@@ -30,13 +29,6 @@ ALWAYS_INLINE __m256 exp8(__m256 x) {
     __m256i e =
         _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-ALWAYS_INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* acc[0 .. 8·NV) += Σ_r w[r] · v[r][0 .. 8·NV), the accumulator in registers. */

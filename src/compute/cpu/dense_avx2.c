@@ -13,14 +13,14 @@
  * (GCC at -O2 otherwise keeps the accumulator arrays in memory).
  */
 #include "compute/cpu/kernels.h"
+#include "compute/cpu/simd_avx2.h"
 
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define PANEL         16 /* weight rows per packed panel (two ymm) */
-#define PANEL_TOKENS  6  /* tokens per outer-product tile: 12 accumulators */
+#define PANEL        16 /* weight rows per packed panel (two ymm) */
+#define PANEL_TOKENS 6  /* tokens per outer-product tile: 12 accumulators */
 /* From this many tokens on, packing pays for itself: below it, the packing costs as much as
  * the products (pp8 on smollm-135m bf16 ran 2x faster unpacked; pp16 equal; 2026-11-26). */
 #define PACK_MIN 24
@@ -35,29 +35,6 @@
 /* dtype_size() inlined for the three dense types (it sits in the decode loop). */
 static inline int64_t elem_size(enum dtype dt) {
     return dt == DT_F32 ? 4 : 2;
-}
-
-ALWAYS_INLINE __m256 load8(const void *base, int64_t i, enum dtype dt) {
-    if (dt == DT_BF16) {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)base + i));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    if (dt == DT_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)base + i)));
-    return _mm256_loadu_ps((const float *)base + i);
-}
-
-ALWAYS_INLINE float load1(const void *base, int64_t i, enum dtype dt) {
-    if (dt == DT_BF16) return bf16_to_f32(((const uint16_t *)base)[i]);
-    if (dt == DT_F16) return _cvtsh_ss(((const uint16_t *)base)[i]);
-    return ((const float *)base)[i];
-}
-
-ALWAYS_INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
 }
 
 /* ---- few tokens: dot products straight from the weights ---- */
@@ -116,26 +93,6 @@ ALWAYS_INLINE void dot_rows(float *y, int64_t ldy, const float *x, int n, const 
 }
 
 /* ---- many tokens: packed panels and an outer-product kernel ---- */
-
-/* Transposes 8 rows of 8 floats in place (row i becomes column i). */
-ALWAYS_INLINE void transpose8(__m256 r[8]) {
-    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
-    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
-    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
-    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
-    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
-    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
-    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
-    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
-}
 
 /* panel[k * width + i] = w[r + i][k] as f32 for i < nr (rows past nr are zero); width is 16
  * here, 32 for the AVX-512 kernel. Whole groups of 8 rows go through 8×8 transposes. */

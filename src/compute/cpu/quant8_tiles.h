@@ -24,12 +24,12 @@
 #define KILN_QUANT8_TILES_H
 
 #include "compute/cpu/kernels.h"
+#include "compute/cpu/simd_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define ROWS          8 /* rows per tile */
+#define ROWS 8 /* rows per tile */
 /* 8-bit codes as q - 128 (AVX2's maddubs) or as they are (VNNI). */
 #define SIGNED8(BITS) ((BITS) == 8 && !QUANT8_VNNI)
 /* Decode prefetches the next tile of 8 rows, linearly, a group's share at a time: eight rows
@@ -40,15 +40,6 @@
 #define UNROLL _Pragma("GCC unroll 8")
 
 /* ---- shared pieces ---- */
-
-/* Codes 8j..8j+7 of a 32-code block of BITS-bit codes (they fill BITS whole bytes from byte
- * j·BITS) as 8 bytes: an 8-byte load inside the block, pdep spreads the codes into bytes. */
-ALWAYS_INLINE uint64_t spread8(const uint8_t *block, const int j, const int BITS) {
-    const int off = j * BITS < 4 * BITS - 8 ? j * BITS : 4 * BITS - 8;
-    uint64_t v;
-    memcpy(&v, block + off, 8);
-    return _pdep_u64(v >> (8 * (j * BITS - off)), 0x0101010101010101ull * ((1u << BITS) - 1));
-}
 
 /* The 32 codes of a block (4·BITS bytes at p) as bytes in natural order (SIGNED8: q ^ 0x80,
  * that is q - 128 as a signed byte). */
@@ -110,29 +101,15 @@ ALWAYS_INLINE __m256 scale_block(__m256 acc, __m256i isum, __m256 s, float dx) {
 /* Scales (or biases) of groups [g0, g0 + gn) for eight rows, as out[g - g0][row]. */
 ALWAYS_INLINE void scales_8rows(float out[8][ROWS], const void *p, enum dtype dt,
                                 const int64_t row[ROWS], int groups, int g0, int gn) {
-    if (gn == 8 && dt == DT_F16) { /* 8 rows × 8 groups: load, convert, transpose */
-        __m256 v[8], t[8];
-        UNROLL for (int i = 0; i < ROWS; i++) v[i] = _mm256_cvtph_ps(
-            _mm_loadu_si128((const __m128i *)((const uint16_t *)p + row[i] * groups + g0)));
-        UNROLL for (int i = 0; i < 8; i += 2) {
-            t[i] = _mm256_unpacklo_ps(v[i], v[i + 1]);
-            t[i + 1] = _mm256_unpackhi_ps(v[i], v[i + 1]);
-        }
-        __m256 u[8];
-        UNROLL for (int i = 0; i < 8; i += 4) {
-            u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-            u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xee);
-            u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-            u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xee);
-        }
-        UNROLL for (int i = 0; i < 4; i++) {
-            _mm256_store_ps(out[i], _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-            _mm256_store_ps(out[i + 4], _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-        }
+    if (gn == 8) { /* 8 rows × 8 groups: load, convert, transpose */
+        __m256 v[8];
+        UNROLL for (int i = 0; i < ROWS; i++) v[i] = load8(p, row[i] * groups + g0, dt);
+        transpose8(v);
+        UNROLL for (int k = 0; k < 8; k++) _mm256_store_ps(out[k], v[k]);
         return;
     }
     for (int k = 0; k < gn; k++)
-        for (int i = 0; i < ROWS; i++) out[k][i] = quant_scale_at(p, dt, row[i] * groups + g0 + k);
+        for (int i = 0; i < ROWS; i++) out[k][i] = load1(p, row[i] * groups + g0 + k, dt);
 }
 
 /* Stores the valid rows of v at y[r..]. */
@@ -322,32 +299,19 @@ ALWAYS_INLINE void pack_rows(uint8_t *pack, const weight *w, int64_t r, int nr, 
     int64_t ri[ROWS];
     UNROLL for (int i = 0; i < ROWS; i++) ri[i] = r + (i < nr ? i : nr - 1);
     for (int b = 0; b < blocks; b++) {
-        __m256i v[ROWS], t[ROWS], u[ROWS];
-        UNROLL for (int i = 0; i < ROWS; i++) v[i] =
+        __m256 v[ROWS]; /* row i's 8 quads, transposed into quad k's 8 rows */
+        UNROLL for (int i = 0; i < ROWS; i++) v[i] = _mm256_castsi256_ps(
             i < nr ? codes32((const uint8_t *)w->data + ri[i] * row_bytes + b * 4 * BITS, BITS)
-                   : _mm256_setzero_si256();
-        UNROLL for (int i = 0; i < ROWS; i += 2) {
-            t[i] = _mm256_unpacklo_epi32(v[i], v[i + 1]);
-            t[i + 1] = _mm256_unpackhi_epi32(v[i], v[i + 1]);
-        }
-        UNROLL for (int i = 0; i < ROWS; i += 4) {
-            u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
-            u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
-            u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
-            u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
-        }
+                   : _mm256_setzero_si256());
+        transpose8(v);
         __m256i *out = (__m256i *)(pack + (int64_t)b * PACKED_BLOCK(BITS));
-        UNROLL for (int i = 0; i < 4; i++) {
-            __m256i q0 = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
-            __m256i q1 = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+        UNROLL for (int k = 0; k < 8; k++) {
+            const __m256i quads = _mm256_castps_si256(v[k]);
             if (SIGNED8(BITS)) {
-                _mm256_store_si256(out + i, _mm256_abs_epi8(q0));
-                _mm256_store_si256(out + i + 4, _mm256_abs_epi8(q1));
-                _mm256_store_si256(out + 8 + i, q0);
-                _mm256_store_si256(out + 8 + i + 4, q1);
+                _mm256_store_si256(out + k, _mm256_abs_epi8(quads));
+                _mm256_store_si256(out + 8 + k, quads);
             } else {
-                _mm256_store_si256(out + i, q0);
-                _mm256_store_si256(out + i + 4, q1);
+                _mm256_store_si256(out + k, quads);
             }
         }
     }

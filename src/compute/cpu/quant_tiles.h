@@ -16,13 +16,13 @@
 #define KILN_QUANT_TILES_H
 
 #include "compute/cpu/kernels.h"
+#include "compute/cpu/simd_avx2.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define NT_MAX        4    /* tokens per tile */
-#define K_SLICE       1024 /* columns per slice when several tokens share the pass */
+#define NT_MAX  4    /* tokens per tile */
+#define K_SLICE 1024 /* columns per slice when several tokens share the pass */
 /* Bytes ahead in each row's codes (decode), measured with bench/quant_kernels. On a 2-core Xeon
  * slice 4-bit rows read at 0.62 of the read bandwidth with 2048 (0.45 with 768, 0.39 without),
  * 8-bit rows at 0.71 with 768. On the AMD EPYC dev VM (2026-11-26) 2048 gave 0.46-0.50 and
@@ -32,34 +32,11 @@
 /* Unrolled tile loops keep the per-token accumulators in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
-ALWAYS_INLINE float scale_of(const void *p, enum dtype dt, int64_t i) {
-    if (dt == DT_F16) return _cvtsh_ss(((const uint16_t *)p)[i]);
-    if (dt == DT_BF16) return bf16_to_f32(((const uint16_t *)p)[i]);
-    return ((const float *)p)[i];
-}
-
-ALWAYS_INLINE float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
     return _mm_cvtsi128_si32(s);
-}
-
-/* Codes 8j..8j+7 of a 32-code chunk of BITS-bit codes (they fill BITS whole bytes from byte
- * j·BITS) as 8 bytes. One 8-byte load that stays inside the chunk (4·BITS bytes), then pdep
- * spreads the low 8·BITS bits into bytes. */
-ALWAYS_INLINE uint64_t spread8(const uint8_t *chunk, const int j, const int BITS) {
-    const int off = j * BITS < 4 * BITS - 8 ? j * BITS : 4 * BITS - 8;
-    uint64_t v;
-    memcpy(&v, chunk + off, 8);
-    return _pdep_u64(v >> (8 * (j * BITS - off)), 0x0101010101010101ull * ((1u << BITS) - 1));
 }
 
 /* The 32 codes at p (a chunk starts on a byte: 32 codes are 4·BITS bytes) as int16. */
@@ -77,17 +54,6 @@ ALWAYS_INLINE void unpack32(const uint8_t *p, const int BITS, __m256i *w0, __m25
         *w0 = _mm256_cvtepu8_epi16(lo);
         *w1 = _mm256_cvtepu8_epi16(hi);
     }
-}
-
-/* 8 consecutive scales (or biases) from index i as floats. */
-ALWAYS_INLINE __m256 load8_scales(const void *p, enum dtype dt, int64_t i) {
-    if (dt == DT_F16)
-        return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)p + i)));
-    if (dt == DT_BF16) {
-        __m128i h = _mm_loadu_si128((const __m128i *)((const uint16_t *)p + i));
-        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
-    }
-    return _mm256_loadu_ps((const float *)p + i);
 }
 
 /* Row r against NT tokens from t, over groups [g0, g1); adds to y unless `first`. */
@@ -116,7 +82,7 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
                     QUANT_DOT_ACC(isum[i], w1, _mm256_loadu_si256((const __m256i *)(xq + 16)));
             }
         }
-        const __m256 sv = _mm256_set1_ps(scale_of(w->scales, dt, r * groups + g));
+        const __m256 sv = _mm256_set1_ps(load1(w->scales, r * groups + g, dt));
         UNROLL for (int i = 0; i < NT; i++) {
             const int64_t gi = (int64_t)(t + i) * groups + g;
             __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(isum[i]), _mm256_loadu_ps(a->dxv + gi * 8));
@@ -126,12 +92,12 @@ ALWAYS_INLINE void tile(float *y, int64_t ldy, const quant_act *a, int t, const 
     /* The biases' part, Σ_g bias_g·xs_g, 8 groups at a time. */
     int g = g0;
     for (; g + 8 <= g1; g += 8) {
-        const __m256 b8 = load8_scales(w->biases, dt, r * groups + g);
+        const __m256 b8 = load8(w->biases, r * groups + g, dt);
         UNROLL for (int i = 0; i < NT; i++) acc[i] =
             _mm256_fmadd_ps(b8, _mm256_loadu_ps(a->xs + (int64_t)(t + i) * groups + g), acc[i]);
     }
     for (; g < g1; g++) {
-        const float b = scale_of(w->biases, dt, r * groups + g);
+        const float b = load1(w->biases, r * groups + g, dt);
         UNROLL for (int i = 0; i < NT; i++) bias_acc[i] += b * a->xs[(int64_t)(t + i) * groups + g];
     }
     UNROLL for (int i = 0; i < NT; i++) {
@@ -164,16 +130,15 @@ ALWAYS_INLINE void tile_rows(float *y, const quant_act *a, int t, const weight *
             const __m256 dx8 = _mm256_loadu_ps(dx + g0), xs8 = _mm256_loadu_ps(xs + g0);
             UNROLL for (int i = 0; i < NR; i++) {
                 const int64_t si = (r + i) * groups + g0;
-                _mm256_store_ps(sdx[i], _mm256_mul_ps(load8_scales(w->scales, dt, si), dx8));
-                bias_acc[i] = _mm256_fmadd_ps(load8_scales(w->biases, dt, si), xs8, bias_acc[i]);
+                _mm256_store_ps(sdx[i], _mm256_mul_ps(load8(w->scales, si, dt), dx8));
+                bias_acc[i] = _mm256_fmadd_ps(load8(w->biases, si, dt), xs8, bias_acc[i]);
             }
         } else {
             UNROLL for (int i = 0; i < NR; i++) for (int k = 0; k < gn; k++) {
                 const int64_t si = (r + i) * groups + g0 + k;
-                sdx[i][k] = scale_of(w->scales, dt, si) * dx[g0 + k];
-                acc[i] =
-                    _mm256_add_ps(acc[i], _mm256_setr_ps(scale_of(w->biases, dt, si) * xs[g0 + k],
-                                                         0, 0, 0, 0, 0, 0, 0));
+                sdx[i][k] = load1(w->scales, si, dt) * dx[g0 + k];
+                acc[i] = _mm256_add_ps(acc[i], _mm256_setr_ps(load1(w->biases, si, dt) * xs[g0 + k],
+                                                              0, 0, 0, 0, 0, 0, 0));
             }
         }
         for (int gk = 0; gk < gn; gk++) {
