@@ -360,38 +360,6 @@ ALWAYS_INLINE __m256i token_block(const __m256i w[8], const __m256i ws[8], const
     return isum;
 }
 
-/* token_block for two consecutive tokens (x: the first one's 32 codes), their chains side by
- * side. */
-ALWAYS_INLINE void token_block2(const __m256i w[8], const __m256i ws[8], const int8_t *x,
-                                __m256i *i0, __m256i *i1, const int BITS) {
-#if QUANT8_VNNI
-    *i0 = token_block(w, ws, x, BITS);
-    *i1 = token_block(w, ws, x + QUANT8_BLOCK, BITS);
-#else
-    const int run = BITS <= 4 ? 8 : BITS == 5 ? 4 : BITS == 6 ? 2 : 1;
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    UNROLL for (int k0 = 0; k0 < 8; k0 += run) {
-        __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
-        UNROLL for (int k = k0; k < k0 + run; k++) {
-            int32_t q0, q1;
-            memcpy(&q0, x + 4 * k, 4);
-            memcpy(&q1, x + QUANT8_BLOCK + 4 * k, 4);
-            __m256i x0 = _mm256_set1_epi32(q0), x1 = _mm256_set1_epi32(q1);
-            if (BITS == 8) {
-                x0 = _mm256_sign_epi8(x0, ws[k]);
-                x1 = _mm256_sign_epi8(x1, ws[k]);
-            }
-            p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(w[k], x0));
-            p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(w[k], x1));
-        }
-        s0 = _mm256_add_epi32(s0, widen(p0));
-        s1 = _mm256_add_epi32(s1, widen(p1));
-    }
-    *i0 = s0;
-    *i1 = s1;
-#endif
-}
-
 /* All n tokens against the packed rows [r, r + nr): a block's eight quads of codes are loaded
  * once into registers and every token's block (block-major activations: one sequential run)
  * goes against them; the tokens' eight-row sums wait in acc[n][8] (L1). */
@@ -412,17 +380,7 @@ ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const 
             const int8_t *x = a->q + act8_at(a, 0, b) * QUANT8_BLOCK;
             const float *dx = a->dx + act8_at(a, 0, b);
             const int32_t *cs = a->csum + act8_at(a, 0, b);
-            int t = 0;
-            for (; t + 2 <= n; t += 2) { /* two tokens interleaved: independent chains */
-                __m256i i0, i1;
-                token_block2(w, ws, x + (int64_t)t * QUANT8_BLOCK, &i0, &i1, BITS);
-                _mm256_store_ps(acc + 8 * t, scale_block(_mm256_load_ps(acc + 8 * t),
-                                                         add_offset(i0, cs[t], BITS), sv, dx[t]));
-                _mm256_store_ps(acc + 8 * t + 8,
-                                scale_block(_mm256_load_ps(acc + 8 * t + 8),
-                                            add_offset(i1, cs[t + 1], BITS), sv, dx[t + 1]));
-            }
-            for (; t < n; t++) {
+            for (int t = 0; t < n; t++) {
                 __m256i isum = token_block(w, ws, x + (int64_t)t * QUANT8_BLOCK, BITS);
                 _mm256_store_ps(acc + 8 * t, scale_block(_mm256_load_ps(acc + 8 * t),
                                                          add_offset(isum, cs[t], BITS), sv, dx[t]));
