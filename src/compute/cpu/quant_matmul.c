@@ -34,12 +34,20 @@ static size_t act_bytes(int n, int64_t cols, int group_size) {
     return q + (size_t)n * groups * 10 * sizeof(float) + 64;
 }
 
-/* The int8 activations of n tokens: codes, the decode-order copy, then per block dx and csum
- * and per group xs (groups <= blocks), each part 64-byte aligned. */
-static size_t act8_bytes(int n, int64_t cols) {
-    size_t blocks = (size_t)(cols / QUANT8_BLOCK), up = 63;
+/* The int8 activations of n tokens of cols values in the scratch at p: codes, the decode-order
+ * copy, then per block dx and csum and per group xs (groups <= blocks), each part 64-byte
+ * aligned. Points a's arrays there unless a is NULL; returns the bytes they take. */
+static size_t act8_layout(quant_act8 *a, uint8_t *p, int n, int64_t cols) {
+    size_t up = 63, blocks = (size_t)(cols / QUANT8_BLOCK);
     size_t q = ((size_t)n * (size_t)cols + up) & ~up, q4 = ((size_t)cols + up) & ~up;
     size_t per_block = ((size_t)n * blocks * sizeof(float) + up) & ~up;
+    if (a) {
+        a->q = (int8_t *)p;
+        a->q4 = (int8_t *)(p + q);
+        a->dx = (void *)(p + q + q4);
+        a->csum = (void *)(p + q + q4 + per_block);
+        a->xs = (void *)(p + q + q4 + 2 * per_block);
+    }
     return q + q4 + 3 * per_block;
 }
 
@@ -68,7 +76,7 @@ static int scratch_reserve(size_t bytes) {
 }
 
 int op_matmul_reserve(int n, int64_t cols) {
-    size_t a16 = act_bytes(n, cols, 32), a8 = act8_bytes(n, cols);
+    size_t a16 = act_bytes(n, cols, 32), a8 = act8_layout(NULL, NULL, n, cols);
     return scratch_reserve(a16 > a8 ? a16 : a8);
 }
 
@@ -107,24 +115,6 @@ static void rows_task(void *ctx, int task, int n_tasks) {
         j->k->quant_rows(j->y, j->w->rows, &j->a, 0, j->n, j->w, r0, r1);
 }
 
-/* Points a at the scratch (act8_bytes' layout) for n tokens of w. */
-static void act8_layout(quant_act8 *a, int n, const weight *w) {
-    uint8_t *p = scratch.mem;
-    size_t up = 63, blocks = (size_t)(w->cols / QUANT8_BLOCK);
-    size_t q = ((size_t)n * (size_t)w->cols + up) & ~up, q4 = ((size_t)w->cols + up) & ~up;
-    size_t per_block = ((size_t)n * blocks * sizeof(float) + up) & ~up;
-    *a = (quant_act8){.cols = w->cols,
-                      .n = n,
-                      .group_size = w->group_size,
-                      .groups = (int)(w->cols / w->group_size),
-                      .blocks = (int)blocks,
-                      .q = (int8_t *)p,
-                      .q4 = n == 1 && w->bits == 4 ? (int8_t *)(p + q) : NULL,
-                      .dx = (void *)(p + q + q4),
-                      .csum = (void *)(p + q + q4 + per_block),
-                      .xs = (void *)(p + q + q4 + 2 * per_block)};
-}
-
 void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
     const cpu_kernels *k = cpu_kernels_get();
     quant_job j = {.k = k, .x = x, .y = y, .n = n, .w = w};
@@ -134,7 +124,7 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
                       .bits = w->bits};
     const bool int8 = activation_bits == 8 &&
                       (w->group_size == 32 || w->group_size == 64 || w->group_size == 128);
-    size_t need = int8 ? act8_bytes(n, w->cols) : act_bytes(n, w->cols, w->group_size);
+    size_t need = int8 ? act8_layout(NULL, NULL, n, w->cols) : act_bytes(n, w->cols, w->group_size);
     if (scratch_reserve(need) < 0) {
         /* No memory for the activations (logged once): fall back to the float reference. */
         log_error("quantized matmul: %s", kiln_last_error());
@@ -142,7 +132,13 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
         return;
     }
     if (int8) {
-        act8_layout(&j.a8, n, w);
+        j.a8 = (quant_act8){.cols = w->cols,
+                            .n = n,
+                            .group_size = w->group_size,
+                            .groups = (int)(w->cols / w->group_size),
+                            .blocks = (int)(w->cols / QUANT8_BLOCK)};
+        act8_layout(&j.a8, scratch.mem, n, w->cols);
+        if (n != 1 || w->bits != 4) j.a8.q4 = NULL; /* only 4-bit decode reads it */
     } else {
         size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
         j.a.q = scratch.mem;
