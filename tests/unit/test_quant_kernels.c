@@ -277,7 +277,7 @@ static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t
     float *yp = xmalloc(ysize), *yv = xmalloc(ysize), *ym = xmalloc(ysize), *y1 = xmalloc(ysize);
     quant_act8 ap = make_act8(n, cols, group, false), av = make_act8(n, cols, group, false);
     quantize_act8_portable(&ap, x, 0, n);
-    quant8_rows_portable(yp, rows, &ap, n, &q.w, 0, rows);
+    quant8_rows_portable(yp, rows, &ap, &q.w, 0, rows);
     const char *what = "";
     bool same = true;
     if (have_avx2()) {
@@ -289,19 +289,19 @@ static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t
                       !memcmp(ap.xs, av.xs, (size_t)n * (size_t)ap.groups * sizeof(float)),
                   "bits %d group %d: AVX2 and portable int8 activations differ", bits, group);
         /* rows split at a multiple of 8 as op_matmul's tasks are */
-        quant8_rows_avx2(yv, rows, &ap, n, &q.w, 0, rows > 8 ? 8 : rows);
-        if (rows > 8) quant8_rows_avx2(yv, rows, &ap, n, &q.w, 8, rows);
+        quant8_rows_avx2(yv, rows, &ap, &q.w, 0, rows > 8 ? 8 : rows);
+        if (rows > 8) quant8_rows_avx2(yv, rows, &ap, &q.w, 8, rows);
         if (memcmp(yp, yv, ysize)) same = false, what = "AVX2 rows";
         if (have_avx512()) {
             memset(yv, 0, ysize);
-            quant8_rows_avx512(yv, rows, &ap, n, &q.w, 0, rows);
+            quant8_rows_avx512(yv, rows, &ap, &q.w, 0, rows);
             if (same && memcmp(yp, yv, ysize)) same = false, what = "AVX-512 rows";
         }
         /* each token alone (the decode kernel) gives what it gave in the batch */
         for (int t = 0; t < n && same; t++) {
             quant_act8 one = make_act8(1, cols, group, bits == 4);
             quantize_act8_avx2(&one, x + t * cols, 0, 1);
-            quant8_rows_avx2(y1 + t * rows, rows, &one, 1, &q.w, 0, rows);
+            quant8_rows_avx2(y1 + t * rows, rows, &one, &q.w, 0, rows);
             if (memcmp(y1 + t * rows, yp + t * rows, (size_t)rows * sizeof(float)))
                 same = false, what = "one token alone";
             free_act8(&one);
@@ -348,7 +348,7 @@ static void test_int8_edge_activations(void) {
         quant_act8 ap = make_act8(2, cols, 32, false), av = make_act8(2, cols, 32, false);
         quantize_act8_portable(&ap, x, 0, 2);
         float yp[32], yv[32], ym[32];
-        quant8_rows_portable(yp, 16, &ap, 2, &q.w, 0, 16);
+        quant8_rows_portable(yp, 16, &ap, &q.w, 0, 16);
         bool nan_rows = true, finite_rows = true;
         for (int r = 0; r < 16; r++) {
             nan_rows &= isnan(yp[r]);            /* token 0 holds an Inf and a NaN */
@@ -364,7 +364,7 @@ static void test_int8_edge_activations(void) {
             for (int i = 0; i < 16; i++)
                 same &= (isnan(ap.dx[i]) && isnan(av.dx[i])) || ap.dx[i] == av.dx[i];
             CHECK_MSG(same, "bits %d: AVX2 and portable quantize edge blocks alike", bits);
-            quant8_rows_avx2(yv, 16, &ap, 2, &q.w, 0, 16);
+            quant8_rows_avx2(yv, 16, &ap, &q.w, 0, 16);
             bool rows_same = true;
             for (int i = 0; i < 32; i++)
                 rows_same &= (isnan(yp[i]) && isnan(yv[i])) || !memcmp(&yp[i], &yv[i], 4);
@@ -399,9 +399,9 @@ static void test_int8_edge_activations(void) {
             quant_act8 a = make_act8(3, 128, 64, false);
             quantize_act8_portable(&a, x, 0, 3);
             float yp[48], yv[48];
-            quant8_rows_portable(yp, 16, &a, 3, &q.w, 0, 16);
+            quant8_rows_portable(yp, 16, &a, &q.w, 0, 16);
             if (have_avx2()) {
-                quant8_rows_avx2(yv, 16, &a, 3, &q.w, 0, 16);
+                quant8_rows_avx2(yv, 16, &a, &q.w, 0, 16);
                 CHECK_MSG(!memcmp(yp, yv, sizeof yp), "bits %d codes %s: saturating case", bits,
                           lo ? "0" : "max");
             }

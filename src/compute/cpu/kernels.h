@@ -64,11 +64,11 @@ typedef struct cpu_kernels {
                        int64_t r0, int64_t r1);
     /* Quantizes tokens [t0, t1) of x into a (every variant gives identical codes and scales). */
     void (*quantize_act)(quant_act *a, const float *x, int t0, int t1);
-    /* The same rows with int8 activations: y[t * ldy + r] for t < n, r in [r0, r1), r0 a
-     * multiple of 8; identical results for every n and row range. n is a->n; a->q4 is set only
-     * when n is 1. */
-    void (*quant8_rows)(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
-                        int64_t r0, int64_t r1);
+    /* The same rows with int8 activations: y[t * ldy + r] for t < a->n, r in [r0, r1), r0 a
+     * multiple of 8; identical results for every n and row range. a->q4 is set only when a->n
+     * is 1. */
+    void (*quant8_rows)(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
+                        int64_t r1);
     /* Quantizes tokens [t0, t1) of x into a (and q4 when set); identical in every variant. */
     void (*quantize_act8)(quant_act8 *a, const float *x, int t0, int t1);
     float (*dot)(const float *a, const float *b, int n);
@@ -107,14 +107,14 @@ void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int 
 void quantize_act_portable(quant_act *a, const float *x, int t0, int t1);
 /* The int8-activation kernels: portable (quant8_portable.c), AVX2 (quant8_avx2.c) and
  * AVX512-VNNI (quant8_avx512.c; only on CPUs that have it). */
-void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
-                          int64_t r0, int64_t r1);
+void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
+                          int64_t r1);
 void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1);
-void quant8_rows_avx2(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
-                      int64_t r0, int64_t r1);
+void quant8_rows_avx2(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
+                      int64_t r1);
 void quantize_act8_avx2(quant_act8 *a, const float *x, int t0, int t1);
-void quant8_rows_avx512(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
-                        int64_t r0, int64_t r1);
+void quant8_rows_avx512(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
+                        int64_t r1);
 /* Position of value j of a row in the 4-bit decode order of q4. */
 static inline int64_t act8_pos4(int64_t j, int group_size) {
     int64_t in = j & 31, even = (in & 1) == 0, half = in >> 1;

@@ -46,13 +46,13 @@ void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1) {
     }
 }
 
-void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
-                          int64_t r0, int64_t r1) {
+void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
+                          int64_t r1) {
     const int groups = a->groups, bpg = w->group_size / QUANT8_BLOCK;
     const int64_t words = w->cols * w->bits / 32;
     for (int64_t r = r0; r < r1; r++) {
         const uint32_t *codes = (const uint32_t *)w->data + r * words;
-        for (int t = 0; t < n; t++) {
+        for (int t = 0; t < a->n; t++) {
             float acc = 0;
             for (int g = 0; g < groups; g++) {
                 float s = quant_scale_at(w->scales, w->scale_dtype, r * groups + g);

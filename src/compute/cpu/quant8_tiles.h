@@ -281,7 +281,7 @@ ALWAYS_INLINE void decode_rows(float *y, const quant_act8 *a, const weight *w, i
             break;
         }
     /* The last rows (shapes not a multiple of 8): the reference computes the same values. */
-    if (r < r1) quant8_rows_portable(y, w->rows, a, 1, w, r, r1);
+    if (r < r1) quant8_rows_portable(y, w->rows, a, w, r, r1);
 }
 
 /* ---- several tokens: packed rows ---- */
@@ -401,7 +401,7 @@ ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const
     const int64_t pack_bytes = (int64_t)a->blocks * PACKED_BLOCK(BITS) + (int64_t)a->groups * 64;
     uint8_t *pack = (uint8_t *)dense_panel_buffer((pack_bytes + (int64_t)a->n * 32) / 4);
     if (!pack) { /* out of memory for one panel: the reference computes the same */
-        quant8_rows_portable(y, ldy, a, a->n, w, r0, r1);
+        quant8_rows_portable(y, ldy, a, w, r0, r1);
         return;
     }
     float *acc = (void *)(pack + pack_bytes);
@@ -465,7 +465,7 @@ ALWAYS_INLINE void packed_rows16(float *y, int64_t ldy, const quant_act8 *a, con
     const int64_t pack_bytes = (int64_t)a->blocks * PACKED_BLOCK(BITS) + (int64_t)a->groups * 64;
     uint8_t *pack = (uint8_t *)dense_panel_buffer((2 * pack_bytes + (int64_t)a->n * 64) / 4);
     if (!pack) {
-        quant8_rows_portable(y, ldy, a, a->n, w, r0, r1);
+        quant8_rows_portable(y, ldy, a, w, r0, r1);
         return;
     }
     float *acc = (void *)(pack + 2 * pack_bytes);
@@ -479,9 +479,9 @@ ALWAYS_INLINE void packed_rows16(float *y, int64_t ldy, const quant_act8 *a, con
 }
 #endif
 
-ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w,
+ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
                              int64_t r0, int64_t r1, const int BITS) {
-    if (n == 1 && (BITS != 4 || a->q4)) {
+    if (a->n == 1 && (BITS != 4 || a->q4)) {
         decode_rows(y, a, w, r0, r1, BITS);
         return;
     }
@@ -492,12 +492,12 @@ ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, int n, 
 #endif
 }
 
-void QUANT8_ROWS_FN(float *y, int64_t ldy, const quant_act8 *a, int n, const weight *w, int64_t r0,
+void QUANT8_ROWS_FN(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
                     int64_t r1) {
     /* One instantiation per width, so BITS is a constant inside. */
 #define WIDTH(B)                                                                                   \
     case B:                                                                                        \
-        rows_bits(y, ldy, a, n, w, r0, r1, B);                                                     \
+        rows_bits(y, ldy, a, w, r0, r1, B);                                                        \
         return;
     switch (w->bits) {
         WIDTH(2)
@@ -506,7 +506,7 @@ void QUANT8_ROWS_FN(float *y, int64_t ldy, const quant_act8 *a, int n, const wei
         WIDTH(5)
         WIDTH(6)
     default:
-        rows_bits(y, ldy, a, n, w, r0, r1, 8);
+        rows_bits(y, ldy, a, w, r0, r1, 8);
     }
 #undef WIDTH
 }

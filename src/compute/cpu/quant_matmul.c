@@ -110,7 +110,7 @@ static void rows_task(void *ctx, int task, int n_tasks) {
     int64_t r1 = r0 + j->rows_per_task < j->w->rows ? r0 + j->rows_per_task : j->w->rows;
     if (r0 >= r1) return;
     if (j->a8.q)
-        j->k->quant8_rows(j->y, j->w->rows, &j->a8, j->n, j->w, r0, r1);
+        j->k->quant8_rows(j->y, j->w->rows, &j->a8, j->w, r0, r1);
     else
         j->k->quant_rows(j->y, j->w->rows, &j->a, 0, j->n, j->w, r0, r1);
 }
