@@ -812,6 +812,17 @@ static int block_body(parser *P, const char *tag, const char *const *ends, int n
     return k;
 }
 
+/* The body of block `tag` after its header: the header's closing %}, then statements up to the
+ * one end tag `end` (consumed), into *out; -1 on error (reported). */
+static int closed_body(parser *P, const char *tag, const char *end, int line, nodelist *out) {
+    if (!expect_body_start(P)) return -1;
+    const char *const ends[] = {end};
+    vec body = {0};
+    if (block_body(P, tag, ends, 1, line, &body) < 0) return -1;
+    *out = as_list(&body);
+    return 0;
+}
+
 static node *parse_assign_target(parser *P, bool with_namespace, const char *extra) {
     token *t = cur(P);
     if (with_namespace && t->kind == T_NAME && is_op(peek(P, 1), '.') &&
@@ -905,11 +916,7 @@ static node *parse_statement(parser *P) {
                 continue;
             }
             if (k == 1) {
-                if (!expect_body_start(P)) return NULL;
-                static const char *const end_if[] = {"endif"};
-                vec eb = {0};
-                if (block_body(P, "if", end_if, 1, line, &eb) < 0) return NULL;
-                nd->list2 = as_list(&eb);
+                if (closed_body(P, "if", "endif", line, &nd->list2) < 0) return NULL;
             }
             return top;
         }
@@ -942,11 +949,7 @@ static node *parse_statement(parser *P) {
         nd->list = as_list(&body);
         nd->flag = defines_closures(&nd->list);
         if (k == 0) {
-            if (!expect_body_start(P)) return NULL;
-            static const char *const end_for[] = {"endfor"};
-            vec eb = {0};
-            if (block_body(P, "for", end_for, 1, line, &eb) < 0) return NULL;
-            nd->list2 = as_list(&eb);
+            if (closed_body(P, "for", "endfor", line, &nd->list2) < 0) return NULL;
         }
         return nd;
     }
@@ -967,11 +970,7 @@ static node *parse_statement(parser *P) {
             advance(P);
             if (!(nd->c = parse_filter_chain(P, line))) return NULL;
         }
-        if (!expect_body_start(P)) return NULL;
-        static const char *const ends[] = {"endset"};
-        vec body = {0};
-        if (block_body(P, "set", ends, 1, line, &body) < 0) return NULL;
-        nd->list3 = as_list(&body);
+        if (closed_body(P, "set", "endset", line, &nd->list3) < 0) return NULL;
         return nd;
     }
     if (is_name(t, "macro") || is_name(t, "call")) {
@@ -1023,11 +1022,9 @@ static node *parse_statement(parser *P) {
     if (is_name(t, "filter")) {
         advance(P);
         node *nd = mk(P, N_FILTERBLOCK, line);
-        if (!(nd->c = parse_filter_chain(P, line)) || !expect_body_start(P)) return NULL;
-        static const char *const ends[] = {"endfilter"};
-        vec body = {0};
-        if (block_body(P, "filter", ends, 1, line, &body) < 0) return NULL;
-        nd->list3 = as_list(&body);
+        if (!(nd->c = parse_filter_chain(P, line)) ||
+            closed_body(P, "filter", "endfilter", line, &nd->list3) < 0)
+            return NULL;
         return nd;
     }
     if (is_name(t, "with")) {
@@ -1045,21 +1042,13 @@ static node *parse_statement(parser *P) {
         }
         nd->list = as_list(&targets);
         nd->list2 = as_list(&values);
-        if (!expect_body_start(P)) return NULL;
-        static const char *const ends[] = {"endwith"};
-        vec body = {0};
-        if (block_body(P, "with", ends, 1, line, &body) < 0) return NULL;
-        nd->list3 = as_list(&body);
+        if (closed_body(P, "with", "endwith", line, &nd->list3) < 0) return NULL;
         return nd;
     }
     if (is_name(t, "generation")) {
         advance(P);
         node *nd = mk(P, N_SCOPE, line);
-        if (!expect_body_start(P)) return NULL;
-        static const char *const ends[] = {"endgeneration"};
-        vec body = {0};
-        if (block_body(P, "generation", ends, 1, line, &body) < 0) return NULL;
-        nd->list3 = as_list(&body);
+        if (closed_body(P, "generation", "endgeneration", line, &nd->list3) < 0) return NULL;
         return nd;
     }
     perr(P, line, "encountered unknown tag '%s'", describe(P, t));
