@@ -204,26 +204,21 @@ ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act *a, int t0, 
 
 void QUANT_ROWS_FN(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                    int64_t r0, int64_t r1) {
+    /* One instantiation per width, so BITS is a constant inside (as quant8_tiles.h). */
+#define WIDTH(B)                                                                                   \
+    case B:                                                                                        \
+        rows_bits(y, ldy, a, t0, t1, w, r0, r1, B);                                                \
+        return;
     switch (w->bits) {
-    case 2:
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 2);
-        break;
-    case 3:
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 3);
-        break;
-    case 4:
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 4);
-        break;
-    case 5:
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 5);
-        break;
-    case 6:
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 6);
-        break;
+        WIDTH(2)
+        WIDTH(3)
+        WIDTH(4)
+        WIDTH(5)
+        WIDTH(6)
     default:
         rows_bits(y, ldy, a, t0, t1, w, r0, r1, 8);
-        break;
     }
+#undef WIDTH
 }
 
 #endif
