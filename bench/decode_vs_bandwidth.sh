@@ -12,7 +12,8 @@
 # Prints one line per round and a summary with: decode tokens/s, bytes of weights per token,
 # achieved GB/s and its ratio to the read bandwidth (target >= 0.80 for BF16 on llama-1b),
 # prefill tokens/s and its ratio to decode (target >= 10), and the prefill ceiling set by the
-# measured FMA rate (2 FLOPs per weight per token), so a compute-bound miss shows as such.
+# measured FMA rate and the FLOPs a prefill token needs (2 per layer weight, attention, and
+# lm_head once per prompt), so a compute-bound miss shows as such.
 # With --bits 4|8 (MLX group 64, llama-1b) the targets are those of quantized weights: decode at
 # >= 0.85 of the read bandwidth, and prefill at >= 1.3x llama.cpp's Q4_0 / Q8_0 pp512 on this
 # kind of machine (the figures, printed next to ours: llama.cpp is not built here).
@@ -71,12 +72,12 @@ for r in $(seq 1 "$rounds"); do
     tps=$(field tokens_per_s "$tg")
     gbs=$(field weight_read_gb_per_s "$tg")
     bytes=$(field model_bytes "$tg")
-    flops=$(field matmul_flops_per_token "$tg")
     ratio=$(awk -v g="$gbs" -v b="$bw" 'BEGIN {printf "%.3f", g / b}')
     pp_tps=0 pp_ratio=0
     if [ "$p" -gt 0 ]; then
         pp=$($run "$kiln" bench "$model" -p "$p" -n 0 -r 1 $tflag)
         pp_tps=$(field tokens_per_s "$pp")
+        flops=$(field flops_per_token "$pp")
         pp_ratio=$(awk -v a="$pp_tps" -v b="$tps" 'BEGIN {printf "%.2f", a / b}')
     fi
     printf '%-6s %9s %9.2f %9.2f %7s %9.1f %9s\n' "$r" "$bw" "$tps" "$gbs" "$ratio" "$pp_tps" "$pp_ratio"

@@ -58,9 +58,9 @@ static double time_decode(bench_ctx *b, int n) {
     return dt;
 }
 
-/* Multiply-adds ×2 of the matmuls one token needs (the FLOP count that bounds prefill). */
-static double matmul_flops_per_token(const model *m) {
-    double macs = (double)m->lm_head.rows * (double)m->lm_head.cols;
+/* Multiply-adds ×2 of the matmuls in one layer stack pass of one token. */
+static double layer_flops_per_token(const model *m) {
+    double macs = 0;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const layer_weights *w = &m->layers[l];
         const weight *all[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
@@ -70,14 +70,27 @@ static double matmul_flops_per_token(const model *m) {
     return 2 * macs;
 }
 
-static void report(const char *test, int n, double best, const bench_ctx *b, int threads) {
+/* The FLOPs a test does per token, the count that bounds it when compute-bound: every token
+ * passes the layers and attends to the positions before it; only the tokens whose logits are
+ * asked for pass lm_head (a prefill: the last one; decode: each). */
+static double test_flops_per_token(const model *m, int n, bool prefill) {
+    const model_config *c = &m->cfg;
+    double lm_head = 2 * (double)m->lm_head.rows * (double)m->lm_head.cols;
+    /* scores and the weighted sum of V: 2 FLOPs each per head dimension, per position seen */
+    double attention = 4.0 * c->n_layers * c->n_heads * c->head_dim * (n + 1) / 2.0;
+    return layer_flops_per_token(m) + attention + (prefill ? lm_head / n : lm_head);
+}
+
+static void report(const char *test, int n, bool prefill, double best, const bench_ctx *b,
+                   int threads) {
     double tps = n / best;
     size_t bytes = model_weight_bytes(b->m);
     printf("{\"test\":\"%s\",\"tokens_per_s\":%.3f,\"seconds\":%.4f,\"model_bytes\":%zu,"
-           "\"weight_read_gb_per_s\":%.3f,\"matmul_flops_per_token\":%.0f,\"threads\":%d,"
+           "\"weight_read_gb_per_s\":%.3f,\"flops_per_token\":%.0f,\"threads\":%d,"
            "\"isa\":\"%s\",\"activation_bits\":%d,\"kv_bits\":%d,\"kv_bytes_per_token\":%zu}\n",
-           test, tps, best, bytes, tps * (double)bytes / 1e9, matmul_flops_per_token(b->m), threads,
-           compute_isa(), compute_activation_bits(), b->kv_bits, kv_cache_bytes_per_token(b->kv));
+           test, tps, best, bytes, tps * (double)bytes / 1e9,
+           test_flops_per_token(b->m, n, prefill), threads, compute_isa(),
+           compute_activation_bits(), b->kv_bits, kv_cache_bytes_per_token(b->kv));
     fflush(stdout);
 }
 
@@ -161,7 +174,7 @@ int cmd_bench(int argc, char **argv) {
         }
         char name[32];
         snprintf(name, sizeof name, "%s%d", test == 0 ? "pp" : "tg", count);
-        if (rc == 0) report(name, count, best, &b, pool_size(pool));
+        if (rc == 0) report(name, count, test == 0, best, &b, pool_size(pool));
     }
     if (rc == 0) report_memory(argv[optind]);
     aligned_free(b.logits);
