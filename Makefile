@@ -27,9 +27,10 @@ TEST_BIN := $(TEST_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-# Kernel variants: a file named *_avx2.c or *_avx512.c is compiled for that instruction set
-# and only called after a run-time CPU check (src/compute/cpu/dispatch.c).
+# Kernel variants: a file named *_avx2.c, *_avxvnni.c or *_avx512.c is compiled for that
+# instruction set and only called after a run-time CPU check (src/compute/cpu/dispatch.c).
 $(BUILD)/obj/%_avx2.o:   CFLAGS += -mavx2 -mfma -mf16c -mbmi2
+$(BUILD)/obj/%_avxvnni.o: CFLAGS += -mavx2 -mfma -mf16c -mbmi2 -mavxvnni
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni \
                                    -mavx512bf16 -mfma -mf16c -mbmi2
 

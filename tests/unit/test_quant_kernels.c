@@ -165,6 +165,10 @@ static bool have_avx512(void) {
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
 }
 
+static bool have_avxvnni(void) {
+    return have_avx2() && __builtin_cpu_supports("avxvnni");
+}
+
 static void one_case(int bits, int group, enum dtype sdt, int64_t rows, int64_t cols, int n) {
     qweight q = make_weight(rows, cols, bits, group, sdt);
     float *x = xmalloc((size_t)(n * cols) * sizeof(float));
@@ -297,6 +301,11 @@ static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t
             quant8_rows_avx512(yv, rows, &ap, &q.w, 0, rows);
             if (same && memcmp(yp, yv, ysize)) same = false, what = "AVX-512 rows";
         }
+        if (have_avxvnni()) {
+            memset(yv, 0, ysize);
+            quant8_rows_avxvnni(yv, rows, &ap, &q.w, 0, rows);
+            if (same && memcmp(yp, yv, ysize)) same = false, what = "AVX-VNNI rows";
+        }
         /* each token alone (the decode kernel) gives what it gave in the batch */
         for (int t = 0; t < n && same; t++) {
             quant_act8 one = make_act8(1, cols, group, bits == 4);
@@ -304,6 +313,11 @@ static void one_case8(int bits, int group, enum dtype sdt, int64_t rows, int64_t
             quant8_rows_avx2(y1 + t * rows, rows, &one, &q.w, 0, rows);
             if (memcmp(y1 + t * rows, yp + t * rows, (size_t)rows * sizeof(float)))
                 same = false, what = "one token alone";
+            if (same && have_avxvnni()) {
+                quant8_rows_avxvnni(y1 + t * rows, rows, &one, &q.w, 0, rows);
+                if (memcmp(y1 + t * rows, yp + t * rows, (size_t)rows * sizeof(float)))
+                    same = false, what = "one token alone (AVX-VNNI)";
+            }
             free_act8(&one);
         }
     }
@@ -476,6 +490,7 @@ static void test_zero_and_huge_activations(void) {
 int main(void) {
     if (!have_avx512())
         printf("# no AVX512-VNNI on this CPU: the AVX-512 tiles are not compared\n");
+    if (!have_avxvnni()) printf("# no AVX-VNNI on this CPU: the AVX-VNNI tiles are not compared\n");
     compute_set_activation_bits(16); /* op_matmul's int16 path, until the int8 tests */
     RUN(test_mlx_layout_roundtrip);
     RUN(test_every_bits_and_group);

@@ -105,8 +105,9 @@ void quant_rows_reference(float *y, int64_t ldy, const float *x, int n, const we
 void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                          int64_t r0, int64_t r1);
 void quantize_act_portable(quant_act *a, const float *x, int t0, int t1);
-/* The int8-activation kernels: portable (quant8_portable.c), AVX2 (quant8_avx2.c) and
- * AVX512-VNNI (quant8_avx512.c; only on CPUs that have it). */
+/* The int8-activation kernels: portable (quant8_portable.c), AVX2 (quant8_avx2.c),
+ * AVX512-VNNI (quant8_avx512.c) and AVX-VNNI (quant8_avxvnni.c), the last two only on CPUs
+ * that have them. */
 void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
                           int64_t r1);
 void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1);
@@ -115,6 +116,8 @@ void quant8_rows_avx2(float *y, int64_t ldy, const quant_act8 *a, const weight *
 void quantize_act8_avx2(quant_act8 *a, const float *x, int t0, int t1);
 void quant8_rows_avx512(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
                         int64_t r1);
+void quant8_rows_avxvnni(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
+                         int64_t r1);
 /* Position of value j of a row in the 4-bit decode order of q4. */
 static inline int64_t act8_pos4(int64_t j, int group_size) {
     int64_t in = j & 31, even = (in & 1) == 0, half = in >> 1;

@@ -4,6 +4,7 @@
  * maddubs as the product. quant8_avx512.c reuses the quantizer.
  */
 #define QUANT8_VNNI    0
+#define QUANT8_ZMM     0
 #define QUANT8_ROWS_FN quant8_rows_avx2
 #include "compute/cpu/quant8_tiles.h"
 

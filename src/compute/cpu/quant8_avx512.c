@@ -5,5 +5,6 @@
  * AVX512-F/BW/VL/VNNI; the activations are quantized by the AVX2 code.
  */
 #define QUANT8_VNNI    1
+#define QUANT8_ZMM     1
 #define QUANT8_ROWS_FN quant8_rows_avx512
 #include "compute/cpu/quant8_tiles.h"

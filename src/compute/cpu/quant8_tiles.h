@@ -18,7 +18,10 @@
  *   layout of a 4-byte dot product broadcast over rows), then every token's block is eight
  *   products against its broadcast quads.
  *
- * The includer defines QUANT8_VNNI (0 or 1) and QUANT8_ROWS_FN (the entry point's name).
+ * The includer defines QUANT8_VNNI (0 or 1), QUANT8_ZMM (1: AVX-512, whose 512-bit registers
+ * add the 4-bit decode of quad_sums4 and the 16-row prefill tiles; 0: AVX-VNNI, the same
+ * vpdpbusd in its VEX encoding on 256-bit registers only) and QUANT8_ROWS_FN (the entry
+ * point's name).
  */
 #ifndef KILN_QUANT8_TILES_H
 #define KILN_QUANT8_TILES_H
@@ -30,6 +33,11 @@
 #include <string.h>
 
 #define ROWS 8 /* rows per tile */
+#if QUANT8_VNNI && !QUANT8_ZMM
+#define dpbusd256 _mm256_dpbusd_avx_epi32 /* AVX-VNNI */
+#else
+#define dpbusd256 _mm256_dpbusd_epi32 /* AVX512-VNNI + VL */
+#endif
 /* 8-bit codes as q - 128 (AVX2's maddubs) or as they are (VNNI). */
 #define SIGNED8(BITS) ((BITS) == 8 && !QUANT8_VNNI)
 /* Decode prefetches the next tile of 8 rows, linearly, a group's share at a time: eight rows
@@ -73,7 +81,7 @@ ALWAYS_INLINE __m256i widen(__m256i pairs) {
 ALWAYS_INLINE __m256i dot4(__m256i acc, __m256i w, __m256i x, const int BITS) {
 #if QUANT8_VNNI
     (void)BITS;
-    return _mm256_dpbusd_epi32(acc, w, x);
+    return dpbusd256(acc, w, x);
 #else
     return _mm256_add_epi32(acc, widen(dot_pairs(w, x, BITS)));
 #endif
@@ -158,7 +166,7 @@ ALWAYS_INLINE void pair_sums4(const uint8_t *p, int64_t stride, const int8_t *x,
         __m256i v = _mm256_loadu_si256((const __m256i *)(p + i * stride));
         __m256i ev = _mm256_and_si256(v, m), od = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
 #if QUANT8_VNNI
-        s[i] = _mm256_dpbusd_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ev, xe), od, xo);
+        s[i] = dpbusd256(dpbusd256(_mm256_setzero_si256(), ev, xe), od, xo);
 #else
         s[i] = widen(_mm256_add_epi16(_mm256_maddubs_epi16(ev, xe), _mm256_maddubs_epi16(od, xo)));
 #endif
@@ -168,7 +176,7 @@ ALWAYS_INLINE void pair_sums4(const uint8_t *p, int64_t stride, const int8_t *x,
     *i1 = _mm256_permute2x128_si256(lo, hi, 0x31);
 }
 
-#if QUANT8_VNNI
+#if QUANT8_ZMM
 /* 4 bits on 512-bit registers: four blocks (two pairs) of eight rows from one 64-byte load per
  * row, out[j] = block j's sums for the eight rows. The lane sums reduce with unpack + add
  * (AVX-512 has no hadd): first within each row pair, then into [r0 r1 r2 r3] per block. */
@@ -226,7 +234,7 @@ ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, i
             const char *ahead = (const char *)base + ROWS * stride + (int64_t)g * GS * BITS;
             UNROLL for (int j = 0; j < (GS * BITS + 63) / 64; j++)
                 _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
-#if QUANT8_VNNI
+#if QUANT8_ZMM
             /* 4 bits: 128 values a row per load (group 128: one group; 64: this and the next) */
             if (BITS == 4 && GS >= 64 && (GS == 128 || k + 1 < gn)) {
                 __m256i q[4];
@@ -346,7 +354,7 @@ ALWAYS_INLINE __m256i token_block(const __m256i w[8], const __m256i ws[8], const
     (void)ws;
     (void)BITS;
     UNROLL for (int k = 0; k < 8; k++) {
-        isum = _mm256_dpbusd_epi32(isum, w[k], quad_at(x + 4 * k));
+        isum = dpbusd256(isum, w[k], quad_at(x + 4 * k));
     }
 #else
     const int run = BITS <= 4 ? 8 : BITS == 5 ? 4 : BITS == 6 ? 2 : 1;
@@ -415,7 +423,7 @@ ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const
     }
 }
 
-#if QUANT8_VNNI
+#if QUANT8_ZMM
 /* ---- several tokens, 512-bit: sixteen rows a tile ---- */
 
 /* run_tokens on zmm registers: two 8-row packs side by side (rows r..r+7 in the low half of
@@ -488,7 +496,7 @@ ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, const w
         decode_rows(y, a, w, r0, r1, BITS);
         return;
     }
-#if QUANT8_VNNI
+#if QUANT8_ZMM
     packed_rows16(y, ldy, a, w, r0, r1, BITS);
 #else
     packed_rows(y, ldy, a, w, r0, r1, BITS);
