@@ -13,6 +13,10 @@
 #include <string.h>
 
 #define MAX_HEAD_DIM 512
+/* Query heads sharing a KV head, and their head_dim values in all: the group's accumulators
+ * live on a worker's stack. */
+#define MAX_GROUP        256
+#define MAX_GROUP_FLOATS 16384
 
 struct forward_state {
     const model *m;
@@ -25,6 +29,13 @@ forward_state *forward_state_create(const model *m, int max_batch, thread_pool *
     const model_config *c = &m->cfg;
     if (c->head_dim > MAX_HEAD_DIM) {
         kiln_error("head_dim %d is larger than the supported %d", c->head_dim, MAX_HEAD_DIM);
+        return NULL;
+    }
+    if (c->n_heads / c->n_kv_heads > MAX_GROUP ||
+        c->n_heads / c->n_kv_heads * c->head_dim > MAX_GROUP_FLOATS) {
+        kiln_error("%d query heads of head_dim %d share a KV head, more than the supported %d "
+                   "values",
+                   c->n_heads / c->n_kv_heads, c->head_dim, MAX_GROUP_FLOATS);
         return NULL;
     }
     forward_state *fs = xcalloc(1, sizeof *fs);
@@ -108,39 +119,51 @@ static void attend_quantized(const attention_job *j, int block, int slot, int ru
     }
 }
 
-/* One (entry, head): online softmax over the sequence's cached positions, a run of up to
- * OP_ATTEND_MAX_RUN positions of one KV block at a time. */
+/* One (entry, KV head): online softmax over the sequence's cached positions for each query
+ * head that shares the KV head, a run of up to OP_ATTEND_MAX_RUN positions of one KV block at a
+ * time. The heads of a group take turns on each run, so the run's keys and values are read
+ * from memory once and from L1 by the other heads (prefill attention: 6% of a 1B pp512's time,
+ * most of it waiting on those loads). Each head's float steps are the same as alone. */
 static void attention_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     const attention_job *j = ctx;
     const model_config *c = &j->fs->m->cfg;
-    const int hd = c->head_dim, heads = c->n_heads;
-    const int i = task / heads, h = task % heads, kvh = h / (heads / c->n_kv_heads);
+    const int hd = c->head_dim, heads = c->n_heads, group = heads / c->n_kv_heads;
+    const int i = task / c->n_kv_heads, kvh = task % c->n_kv_heads, h0 = kvh * group;
     const batch_entry *e = &j->batch[i];
-    const float *q = j->fs->q + ((size_t)i * heads + h) * hd;
-    float *out = j->fs->att + ((size_t)i * heads + h) * hd;
+    const float *q = j->fs->q + ((size_t)i * heads + h0) * hd;
+    float *out = j->fs->att + ((size_t)i * heads + h0) * hd;
     const float scale = 1.0f / sqrtf((float)hd);
     const int bs = kv_cache_block_size(j->kv);
     int start = 0;
     if (c->sliding_window > 0 && e->pos - c->sliding_window + 1 > 0)
         start = e->pos - c->sliding_window + 1;
-    float acc[MAX_HEAD_DIM] __attribute__((aligned(32))) = {0};
-    float max = -INFINITY, sum = 0;
+    float acc[MAX_GROUP_FLOATS] __attribute__((aligned(32)));
+    float max[MAX_GROUP], sum[MAX_GROUP];
+    memset(acc, 0, (size_t)(group * hd) * sizeof(float));
+    for (int g = 0; g < group; g++) {
+        max[g] = -INFINITY;
+        sum[g] = 0;
+    }
     for (int p = start; p <= e->pos;) {
         int in_block = p % bs, run = bs - in_block;
         if (run > e->pos + 1 - p) run = e->pos + 1 - p;
         if (run > OP_ATTEND_MAX_RUN) run = OP_ATTEND_MAX_RUN;
         int block = kv_block_of(j->kv, e->seq, p);
         if (kv_block_quantized(j->kv, block)) {
-            attend_quantized(j, block, in_block, run, kvh, q, scale, acc, &max, &sum);
+            for (int g = 0; g < group; g++)
+                attend_quantized(j, block, in_block, run, kvh, q + g * hd, scale, acc + g * hd,
+                                 &max[g], &sum[g]);
         } else {
             const float *k = kv_k(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
             const float *v = kv_v(j->kv, block, j->layer, kvh) + (size_t)in_block * hd;
-            op_attend(acc, &max, &sum, q, k, v, run, hd, scale);
+            for (int g = 0; g < group; g++)
+                op_attend(acc + g * hd, &max[g], &sum[g], q + g * hd, k, v, run, hd, scale);
         }
         p += run;
     }
-    for (int d = 0; d < hd; d++) out[d] = acc[d] / sum;
+    for (int g = 0; g < group; g++)
+        for (int d = 0; d < hd; d++) out[g * hd + d] = acc[g * hd + d] / sum[g];
 }
 
 /* The per-token steps between matmuls, run over chunks of the batch on all threads (a prompt
@@ -224,7 +247,7 @@ static void attention_block(forward_state *fs, kv_cache *kv, const batch_entry *
                  3);
     per_token(&tj, n, rope_store_step);
     attention_job job = {.fs = fs, .kv = kv, .batch = batch, .layer = l};
-    pool_run(fs->pool, attention_task, &job, n * c->n_heads);
+    pool_run(fs->pool, attention_task, &job, n * c->n_kv_heads);
     linear(fs, fs->xb, fs->att, n, &w->wo, w->bo);
     per_token(&tj, n, residual_step);
 }
