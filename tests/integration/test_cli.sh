@@ -38,6 +38,27 @@ else
     not_ok "bench prints pp and tg JSON lines" "$bench_out"
 fi
 
+# flops_per_token counts what each test does: every token passes the layers and attends to the
+# positions before it (on average (n + 1) / 2); only the tokens whose logits are asked for pass
+# lm_head (a prefill: its last token; decode: every one). From the model's config.json:
+want=$(node -e '
+const c = JSON.parse(require("fs").readFileSync(process.argv[1])), d = c.hidden_size;
+const hd = c.head_dim, q = c.num_attention_heads * hd, kv = c.num_key_value_heads * hd;
+const layers = 2 * c.num_hidden_layers * (d * q + 2 * d * kv + q * d + 3 * d * c.intermediate_size);
+const att = (n) => 4 * c.num_hidden_layers * c.num_attention_heads * hd * (n + 1) / 2;
+const lm = 2 * c.vocab_size * d;
+console.log(layers + att(16) + lm / 16, layers + att(4) + lm);' "$HF/config.json")
+got="$(sed -n 's/.*"test":"pp16".*"flops_per_token":\([0-9]*\).*/\1/p' <<<"$bench_out") $(sed -n 's/.*"test":"tg4".*"flops_per_token":\([0-9]*\).*/\1/p' <<<"$bench_out")"
+expect_eq "bench flops_per_token: lm_head once per prompt, every decoded token" "$want" "$got"
+
+# KILN_ISA names a kernel table; anything else is said, not silently taken.
+isa_err=$(KILN_ISA=avx9 "$KILN" bench "$HF" -p 4 -n 0 -r 1 2>&1 >/dev/null)
+if grep -q 'KILN_ISA=avx9 is not one of portable, avx2, avx2-vnni, avx512' <<<"$isa_err"; then
+    ok "an unknown KILN_ISA is reported"
+else
+    not_ok "an unknown KILN_ISA is reported" "$isa_err"
+fi
+
 make -s -C "$ROOT" install DESTDIR="$TMP/dest" PREFIX=/opt/kiln >/dev/null 2>&1
 if [ -x "$TMP/dest/opt/kiln/bin/kiln" ] && "$TMP/dest/opt/kiln/bin/kiln" --version | grep -q kiln; then
     ok "make install honours DESTDIR and PREFIX"

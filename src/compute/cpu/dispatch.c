@@ -27,6 +27,8 @@ static enum level cap_from_env(void) {
     if (!strcmp(want, "portable")) return PORTABLE;
     if (!strcmp(want, "avx2")) return AVX2;
     if (!strcmp(want, "avx2-vnni")) return AVX2_VNNI;
+    if (strcmp(want, "avx512") != 0)
+        log_warn("KILN_ISA=%s is not one of portable, avx2, avx2-vnni, avx512: ignored", want);
     return AVX512;
 }
 
