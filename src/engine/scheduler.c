@@ -72,7 +72,19 @@ static void *dup_array(const void *src, int n, size_t size) {
     return p;
 }
 
-/* Ends a sequence: its whole blocks go to the prompt cache, the caller hears of it. */
+/* Gauges that only the engine thread may read, published for scheduler_get_stats. */
+static void publish_gauges(scheduler *s) {
+    pthread_mutex_lock(&s->stats_lock);
+    s->stats.kv_block_size = kv_cache_block_size(s->kv);
+    s->stats.kv_blocks_total = kv_cache_total_blocks(s->kv);
+    s->stats.kv_blocks_used = s->stats.kv_blocks_total - kv_cache_free_blocks(s->kv);
+    s->stats.prompt_cache_entries = s->pc ? prompt_cache_entries(s->pc) : 0;
+    s->stats.prompt_cache_bytes = s->pc ? prompt_cache_bytes(s->pc) : 0;
+    pthread_mutex_unlock(&s->stats_lock);
+}
+
+/* Ends a sequence: its whole blocks go to the prompt cache, the caller hears of it, with the
+ * gauges already showing its blocks released (a caller told "done" may read them at once). */
 static void finish(scheduler *s, sequence *q, enum finish_reason why, const char *error) {
     if (q->slot >= 0) {
         int n_blocks = 0;
@@ -81,6 +93,7 @@ static void finish(scheduler *s, sequence *q, enum finish_reason why, const char
         if (s->pc && why != FINISH_ERROR && full > 0)
             prompt_cache_insert(s->pc, q->tokens, blocks, full < n_blocks ? full : n_blocks);
         kv_seq_free(s->kv, q->slot);
+        publish_gauges(s);
     }
     double now = now_seconds();
     gen_result res = {.finish = why,
@@ -331,17 +344,6 @@ static void step(scheduler *s) {
                 }
         }
     }
-}
-
-/* Gauges that only the engine thread may read, published for scheduler_get_stats. */
-static void publish_gauges(scheduler *s) {
-    pthread_mutex_lock(&s->stats_lock);
-    s->stats.kv_block_size = kv_cache_block_size(s->kv);
-    s->stats.kv_blocks_total = kv_cache_total_blocks(s->kv);
-    s->stats.kv_blocks_used = s->stats.kv_blocks_total - kv_cache_free_blocks(s->kv);
-    s->stats.prompt_cache_entries = s->pc ? prompt_cache_entries(s->pc) : 0;
-    s->stats.prompt_cache_bytes = s->pc ? prompt_cache_bytes(s->pc) : 0;
-    pthread_mutex_unlock(&s->stats_lock);
 }
 
 static void *engine_main(void *arg) {
