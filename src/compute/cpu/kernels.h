@@ -31,7 +31,7 @@ typedef struct quant_act {
  * also in the decode order q4 (act8_pos4), which lets the AVX2 kernel split a byte's two nibbles
  * without interleaving them. Per block a scale dx (x ≈ dx·q) and the codes' sum csum; per
  * weight group xs = Σ_b dx_b·csum_b (for the biases); both block-major too. A row's
- * value is, per group g in order: for each block b of g in order acc = fma(isum_b·s_g, dx_b,
+ * value is, per group g in order: for each block b of g in order acc = fma(isum_b, s_g·dx_b,
  * acc), then acc = fma(bias_g, xs_g, acc) — every variant computes exactly this, so results
  * do not depend on the instruction set, the batch or the tile a token falls in. */
 #define QUANT8_BLOCK 32

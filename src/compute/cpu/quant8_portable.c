@@ -64,7 +64,7 @@ void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weig
                         isum +=
                             (int32_t)quant_code_at(codes, (int64_t)b * QUANT8_BLOCK + i, w->bits) *
                             q[i];
-                    acc = fmaf((float)isum * s, a->dx[act8_at(a, t, b)], acc);
+                    acc = fmaf((float)isum, s * a->dx[act8_at(a, t, b)], acc);
                 }
                 acc = fmaf(bias, a->xs[act8_at(a, t, g)], acc);
             }
