@@ -127,6 +127,30 @@ static inline int64_t act8_pos4(int64_t j, int group_size) {
     int64_t base = j & ~(int64_t)63, second = (j >> 5) & 1;
     return base + (even ? 0 : 32) + second * 16 + half;
 }
+/* Runs CALL(B) and returns, B the constant for `bits` among the packed widths 2, 3, 4, 5, 6 and
+ * 8 (anything else: 8): the tile headers instantiate their code once per width this way. */
+#define SWITCH_WIDTH(bits, CALL)                                                                   \
+    switch (bits) {                                                                                \
+    case 2:                                                                                        \
+        CALL(2);                                                                                   \
+        return;                                                                                    \
+    case 3:                                                                                        \
+        CALL(3);                                                                                   \
+        return;                                                                                    \
+    case 4:                                                                                        \
+        CALL(4);                                                                                   \
+        return;                                                                                    \
+    case 5:                                                                                        \
+        CALL(5);                                                                                   \
+        return;                                                                                    \
+    case 6:                                                                                        \
+        CALL(6);                                                                                   \
+        return;                                                                                    \
+    default:                                                                                       \
+        CALL(8);                                                                                   \
+        return;                                                                                    \
+    }
+
 /* Code j of a row of packed codes (a little-endian bit stream). */
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);
 /* A weight's per-group scale/bias value i as float. */

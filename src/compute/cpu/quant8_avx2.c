@@ -65,13 +65,9 @@ void quantize_act8_avx2(quant_act8 *a, const float *x, int t0, int t1) {
                 _mm256_packs_epi16(_mm256_packs_epi32(c[0], c[1]), _mm256_packs_epi32(c[2], c[3]));
             __m256i codes = _mm256_permutevar8x32_epi32(w16, order);
             _mm256_storeu_si256((__m256i *)(a->q + act8_at(a, t, b) * QUANT8_BLOCK), codes);
-            __m256i s =
-                _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3]));
-            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
             a->dx[act8_at(a, t, b)] = !finite ? NAN : zero ? 0 : max / 127.0f;
-            a->csum[act8_at(a, t, b)] = _mm_cvtsi128_si32(s4);
+            a->csum[act8_at(a, t, b)] = hsum_i32(
+                _mm256_add_epi32(_mm256_add_epi32(c[0], c[1]), _mm256_add_epi32(c[2], c[3])));
         }
     }
     if (a->q4) decode_order4(a);

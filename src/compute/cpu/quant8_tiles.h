@@ -506,21 +506,9 @@ ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, const w
 
 void QUANT8_ROWS_FN(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
                     int64_t r1) {
-    /* One instantiation per width, so BITS is a constant inside. */
-#define WIDTH(B)                                                                                   \
-    case B:                                                                                        \
-        rows_bits(y, ldy, a, w, r0, r1, B);                                                        \
-        return;
-    switch (w->bits) {
-        WIDTH(2)
-        WIDTH(3)
-        WIDTH(4)
-        WIDTH(5)
-        WIDTH(6)
-    default:
-        rows_bits(y, ldy, a, w, r0, r1, 8);
-    }
-#undef WIDTH
+#define WIDTH_ROWS(B) rows_bits(y, ldy, a, w, r0, r1, B)
+    SWITCH_WIDTH(w->bits, WIDTH_ROWS);
+#undef WIDTH_ROWS
 }
 
 #endif

@@ -32,13 +32,6 @@
 /* Unrolled tile loops keep the per-token accumulators in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
-ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 /* The 32 codes at p (a chunk starts on a byte: 32 codes are 4·BITS bytes) as int16. */
 ALWAYS_INLINE void unpack32(const uint8_t *p, const int BITS, __m256i *w0, __m256i *w1) {
     if (BITS == 8) {
@@ -204,21 +197,9 @@ ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act *a, int t0, 
 
 void QUANT_ROWS_FN(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                    int64_t r0, int64_t r1) {
-    /* One instantiation per width, so BITS is a constant inside (as quant8_tiles.h). */
-#define WIDTH(B)                                                                                   \
-    case B:                                                                                        \
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, B);                                                \
-        return;
-    switch (w->bits) {
-        WIDTH(2)
-        WIDTH(3)
-        WIDTH(4)
-        WIDTH(5)
-        WIDTH(6)
-    default:
-        rows_bits(y, ldy, a, t0, t1, w, r0, r1, 8);
-    }
-#undef WIDTH
+#define WIDTH_ROWS(B) rows_bits(y, ldy, a, t0, t1, w, r0, r1, B)
+    SWITCH_WIDTH(w->bits, WIDTH_ROWS);
+#undef WIDTH_ROWS
 }
 
 #endif

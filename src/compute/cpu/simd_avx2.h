@@ -1,7 +1,7 @@
 /*
  * simd_avx2.h — private to compute/cpu: the small AVX2 pieces every kernel file uses, written
  * once: loading dense F32/F16/BF16 values (weights, or a quantized weight's scales and biases)
- * as floats, a horizontal sum, an 8 × 8 transpose, and the BMI2 spreading of packed codes into
+ * as floats, horizontal sums, an 8 × 8 transpose, and the BMI2 spreading of packed codes into
  * bytes. Included by the *_avx2.c / *_avx512.c files and the tile headers they compile.
  */
 #ifndef KILN_SIMD_AVX2_H
@@ -37,6 +37,13 @@ ALWAYS_INLINE float hsum(__m256 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE int32_t hsum_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
 }
 
 /* Transposes 8 rows of 8 floats in place (row i becomes column i); also moves int32 lanes
