@@ -33,9 +33,9 @@ forward_state *forward_state_create(const model *m, int max_batch, thread_pool *
     }
     if (c->n_heads / c->n_kv_heads > MAX_GROUP ||
         c->n_heads / c->n_kv_heads * c->head_dim > MAX_GROUP_FLOATS) {
-        kiln_error("%d query heads of head_dim %d share a KV head, more than the supported %d "
-                   "values",
-                   c->n_heads / c->n_kv_heads, c->head_dim, MAX_GROUP_FLOATS);
+        kiln_error("%d query heads of head_dim %d share a KV head (supported: at most %d heads, "
+                   "%d values in all)",
+                   c->n_heads / c->n_kv_heads, c->head_dim, MAX_GROUP, MAX_GROUP_FLOATS);
         return NULL;
     }
     forward_state *fs = xcalloc(1, sizeof *fs);
