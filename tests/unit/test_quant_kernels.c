@@ -406,21 +406,32 @@ static void test_int8_edge_activations(void) {
             for (int64_t r = 0; r < 16; r++)
                 mlx_pack_row((uint8_t *)q.packed + r * 128 * bits / 8, q.codes + r * 128, 128,
                              bits);
-            float x[3 * 128];
+            float x[4 * 128];
             for (int i = 0; i < 3 * 128; i++) x[i] = (i / 128 == 1 ? -1.0f : 1.0f) * (i % 5 + 1);
             for (int i = 0; i < 128; i++) /* all codes ±127 */
                 x[256 + i] = (i / 16) % 2 ? -3.0f : 3.0f;
-            quant_act8 a = make_act8(3, 128, 64, false);
-            quantize_act8_portable(&a, x, 0, 3);
-            float yp[48], yv[48];
+            for (int i = 0; i < 128; i++) /* all codes 127: the 4-bit decode's int16 sums */
+                x[384 + i] = 3.0f;
+            quant_act8 a = make_act8(4, 128, 64, false);
+            quantize_act8_portable(&a, x, 0, 4);
+            float yp[64], yv[64];
             quant8_rows_portable(yp, 16, &a, &q.w, 0, 16);
             if (have_avx2()) {
                 quant8_rows_avx2(yv, 16, &a, &q.w, 0, 16);
                 CHECK_MSG(!memcmp(yp, yv, sizeof yp), "bits %d codes %s: saturating case", bits,
                           lo ? "0" : "max");
+                for (int t = 0; t < 4; t++) { /* one token alone: the decode kernel */
+                    quant_act8 one = make_act8(1, 128, 64, bits == 4);
+                    quantize_act8_avx2(&one, x + t * 128, 0, 1);
+                    quant8_rows_avx2(yv, 16, &one, &q.w, 0, 16);
+                    CHECK_MSG(!memcmp(yp + t * 16, yv, 16 * sizeof(float)),
+                              "bits %d codes %s token %d alone: saturating case", bits,
+                              lo ? "0" : "max", t);
+                    free_act8(&one);
+                }
             }
             double worst = 0;
-            for (int t = 0; t < 3; t++)
+            for (int t = 0; t < 4; t++)
                 for (int r = 0; r < 16; r++) {
                     double e = fabs(yp[t * 16 + r] - ref_dot(&q, r, x + t * 128)) /
                                int8_bound(&q, r, x + t * 128);
@@ -487,6 +498,45 @@ static void test_zero_and_huge_activations(void) {
     free_weight(&q);
 }
 
+/* op_matmul_fused over quantized weights of mixed widths and heights (one quantization of x,
+ * one parallel pass) gives exactly what each weight gives alone, for one token and several;
+ * weights of another group size are run apart. */
+static void test_fused_quantized(void) {
+    compute_set_activation_bits(8);
+    thread_pool *pool = pool_create(2);
+    const int64_t cols = 512;
+    qweight q[3] = {make_weight(40, cols, 4, 64, DT_BF16), make_weight(16, cols, 8, 64, DT_BF16),
+                    make_weight(24, cols, 4, 64, DT_F16)};
+    for (int other_group = 0; other_group < 2; other_group++) {
+        if (other_group) {
+            free_weight(&q[2]);
+            q[2] = make_weight(24, cols, 4, 32, DT_F16);
+        }
+        for (int n = 1; n <= 6; n += 5) {
+            float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+            for (int64_t i = 0; i < n * cols; i++) x[i] = next_float();
+            float *fused[3], *alone[3];
+            for (int k = 0; k < 3; k++) {
+                fused[k] = xcalloc((size_t)(n * q[k].w.rows), sizeof(float));
+                alone[k] = xcalloc((size_t)(n * q[k].w.rows), sizeof(float));
+                op_matmul(pool, alone[k], x, n, &q[k].w);
+            }
+            op_matmul_fused(pool, fused, x, n, (const weight *[]){&q[0].w, &q[1].w, &q[2].w}, 3);
+            for (int k = 0; k < 3; k++) {
+                CHECK_MSG(!memcmp(fused[k], alone[k], (size_t)(n * q[k].w.rows) * sizeof(float)),
+                          "fused weight %d (group %d), %d tokens: = alone", k, q[k].w.group_size,
+                          n);
+                free(fused[k]);
+                free(alone[k]);
+            }
+            free(x);
+        }
+    }
+    for (int k = 0; k < 3; k++) free_weight(&q[k]);
+    pool_destroy(pool);
+    compute_set_activation_bits(16);
+}
+
 int main(void) {
     if (!have_avx512())
         printf("# no AVX512-VNNI on this CPU: the AVX-512 tiles are not compared\n");
@@ -498,5 +548,6 @@ int main(void) {
     RUN(test_zero_and_huge_activations);
     RUN(test_int8_every_bits_and_group);
     RUN(test_int8_edge_activations);
+    RUN(test_fused_quantized);
     return CHECK_DONE();
 }

@@ -162,8 +162,10 @@ void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1);
 /* The same tiles with AVX512-VNNI (quant_avx512.c): only on CPUs that have it. */
 void quant_rows_avx512(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                        int64_t r0, int64_t r1);
-/* y = x·wᵀ for quantized w (quant_matmul.c). */
-void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w);
+/* y[i] = x·w[i]ᵀ for quantized w[i] of the same cols and group size (quant_matmul.c): x is
+ * quantized once, and all weights' rows share one parallel pass. */
+void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
+                        const weight *const *w, int count);
 /* Dequantizes row `row` of an MLX affine-quantized weight into out[w->cols]. */
 void dequantize_row(float *out, const weight *w, int64_t row);
 

@@ -54,14 +54,17 @@ void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight 
 
 void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
                      const weight *const *w, int count) {
-    bool quantized = false;
-    for (int i = 0; i < count; i++) quantized |= weight_is_quantized(w[i]);
-    if (quantized) { /* quant_matmul quantizes x itself: one weight at a time */
-        for (int i = 0; i < count; i++)
-            if (weight_is_quantized(w[i]))
-                quant_matmul(pool, y[i], x, n, w[i]);
-            else
-                op_matmul_fused(pool, &y[i], x, n, &w[i], 1);
+    int quantized = 0;
+    for (int i = 0; i < count; i++) quantized += weight_is_quantized(w[i]);
+    bool same_acts = true; /* quantized x is shared when cols and group size agree */
+    for (int i = 1; i < count; i++)
+        same_acts &= w[i]->cols == w[0]->cols && w[i]->group_size == w[0]->group_size;
+    if (quantized == count && same_acts) {
+        quant_matmul_fused(pool, y, x, n, w, count);
+        return;
+    }
+    if (quantized > 0) { /* mixed: one weight at a time */
+        for (int i = 0; i < count; i++) op_matmul_fused(pool, &y[i], x, n, &w[i], 1);
         return;
     }
     matmul_job j = {.x = x, .n = n, .count = count, .rows = cpu_kernels_get()->dense_rows};

@@ -87,15 +87,6 @@ ALWAYS_INLINE __m256i dot4(__m256i acc, __m256i w, __m256i x, const int BITS) {
 #endif
 }
 
-/* 8 vectors s[i] (row i's partial sums) -> per 128-bit lane, the four rows' lane sums:
- * [rows 0-3 low lanes | rows 0-3 high lanes] in *a, rows 4-7 in *b. */
-ALWAYS_INLINE void reduce_rows(const __m256i s[ROWS], __m256i *a, __m256i *b) {
-    __m256i h01 = _mm256_hadd_epi32(s[0], s[1]), h23 = _mm256_hadd_epi32(s[2], s[3]);
-    __m256i h45 = _mm256_hadd_epi32(s[4], s[5]), h67 = _mm256_hadd_epi32(s[6], s[7]);
-    *a = _mm256_hadd_epi32(h01, h23);
-    *b = _mm256_hadd_epi32(h45, h67);
-}
-
 /* The int32 sum of block b (code sum csum) for one token, 8-bit correction included. */
 ALWAYS_INLINE __m256i add_offset(__m256i isum, int32_t csum, const int BITS) {
     return SIGNED8(BITS) ? _mm256_add_epi32(isum, _mm256_set1_epi32(128 * csum)) : isum;
@@ -134,45 +125,71 @@ ALWAYS_INLINE void store_rows(float *y, __m256 v, int nr) {
 
 /* ---- decode: one token, eight rows ---- */
 
-/* Sum of block b for the eight rows at p + i·stride (natural-order activations; 4 bits: the
+/* Row i's partial int32 sums of one block (natural-order activations xv; 4 bits: the
  * [evens | odds] order of a lone block). */
+ALWAYS_INLINE __m256i row_block(const uint8_t *p, __m256i xv, const int BITS) {
+    __m256i w;
+    if (BITS == 4) {
+        const __m128i m = _mm_set1_epi8(0x0f);
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
+    } else {
+        w = codes32(p, BITS);
+    }
+    return dot4(_mm256_setzero_si256(), w, xv, BITS);
+}
+
+/* Sum of block b for the eight rows at p + i·stride. hadds reduce the rows two by two as they
+ * come, to [rows 0-3 | rows 0-3] and [rows 4-7 | rows 4-7] per 128-bit lane, so few sums are
+ * live at once: with all eight held to the end GCC spilled them to the stack. */
 ALWAYS_INLINE __m256i block_sums(const uint8_t *p, int64_t stride, const int8_t *x,
                                  const int BITS) {
-    __m256i s[ROWS], lo, hi;
     const __m256i xv = _mm256_loadu_si256((const __m256i *)x);
-    UNROLL for (int i = 0; i < ROWS; i++) {
-        __m256i w;
-        if (BITS == 4) {
-            const __m128i m = _mm_set1_epi8(0x0f);
-            __m128i v = _mm_loadu_si128((const __m128i *)(p + i * stride));
-            w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(v, 4), m), _mm_and_si128(v, m));
-        } else {
-            w = codes32(p + i * stride, BITS);
-        }
-        s[i] = dot4(_mm256_setzero_si256(), w, xv, BITS);
-    }
-    reduce_rows(s, &lo, &hi);
+    __m256i h[4];
+    UNROLL for (int i = 0; i < ROWS; i += 2) h[i / 2] = _mm256_hadd_epi32(
+        row_block(p + i * stride, xv, BITS), row_block(p + (i + 1) * stride, xv, BITS));
+    const __m256i lo = _mm256_hadd_epi32(h[0], h[1]), hi = _mm256_hadd_epi32(h[2], h[3]);
     return _mm256_add_epi32(_mm256_permute2x128_si256(lo, hi, 0x20),
                             _mm256_permute2x128_si256(lo, hi, 0x31));
+}
+
+/* Row i's partial sums of two blocks from one 32-byte load (x in pair order: xe, xo): int32
+ * lane sums with VNNI; AVX2, int16 pair sums (each |sum| <= 2 · 2 · 15 · 128 = 7680). */
+ALWAYS_INLINE __m256i row_pair4(const uint8_t *p, __m256i xe, __m256i xo) {
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    __m256i ev = _mm256_and_si256(v, m), od = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+#if QUANT8_VNNI
+    return dpbusd256(dpbusd256(_mm256_setzero_si256(), ev, xe), od, xo);
+#else
+    return _mm256_add_epi16(_mm256_maddubs_epi16(ev, xe), _mm256_maddubs_epi16(od, xo));
+#endif
+}
+
+/* Rows i..i+3's sums as [r0 r1 r2 r3] per 128-bit lane (block). The rows are reduced as they
+ * come, so few sums are live at once (with all eight held to the end GCC spilled them). AVX2
+ * adds the int16 pair sums two levels further in int16 (|sum| <= 4 · 7680, no overflow) before
+ * widening once: 3 hadds and a madd for four rows instead of 4 madds and 3 hadds. */
+ALWAYS_INLINE __m256i four_rows4(const uint8_t *p, int64_t stride, __m256i xe, __m256i xo) {
+    __m256i r0 = row_pair4(p, xe, xo), r1 = row_pair4(p + stride, xe, xo);
+#if QUANT8_VNNI
+    __m256i h01 = _mm256_hadd_epi32(r0, r1);
+    __m256i r2 = row_pair4(p + 2 * stride, xe, xo), r3 = row_pair4(p + 3 * stride, xe, xo);
+    return _mm256_hadd_epi32(h01, _mm256_hadd_epi32(r2, r3));
+#else
+    __m256i h01 = _mm256_hadd_epi16(r0, r1);
+    __m256i r2 = row_pair4(p + 2 * stride, xe, xo), r3 = row_pair4(p + 3 * stride, xe, xo);
+    return widen(_mm256_hadd_epi16(h01, _mm256_hadd_epi16(r2, r3)));
+#endif
 }
 
 /* 4 bits: two blocks from one 32-byte load per row (x in pair order). */
 ALWAYS_INLINE void pair_sums4(const uint8_t *p, int64_t stride, const int8_t *x, __m256i *i0,
                               __m256i *i1) {
-    const __m256i m = _mm256_set1_epi8(0x0f);
     const __m256i xe = _mm256_loadu_si256((const __m256i *)x);
     const __m256i xo = _mm256_loadu_si256((const __m256i *)(x + 32));
-    __m256i s[ROWS], lo, hi;
-    UNROLL for (int i = 0; i < ROWS; i++) {
-        __m256i v = _mm256_loadu_si256((const __m256i *)(p + i * stride));
-        __m256i ev = _mm256_and_si256(v, m), od = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
-#if QUANT8_VNNI
-        s[i] = dpbusd256(dpbusd256(_mm256_setzero_si256(), ev, xe), od, xo);
-#else
-        s[i] = widen(_mm256_add_epi16(_mm256_maddubs_epi16(ev, xe), _mm256_maddubs_epi16(od, xo)));
-#endif
-    }
-    reduce_rows(s, &lo, &hi);
+    const __m256i lo = four_rows4(p, stride, xe, xo),
+                  hi = four_rows4(p + 4 * stride, stride, xe, xo);
     *i0 = _mm256_permute2x128_si256(lo, hi, 0x20);
     *i1 = _mm256_permute2x128_si256(lo, hi, 0x31);
 }

@@ -80,15 +80,21 @@ int op_matmul_reserve(int n, int64_t cols) {
     return scratch_reserve(a16 > a8 ? a16 : a8);
 }
 
+/* One weight of a (possibly fused) quantized matmul: as matmul.c's parts. */
+typedef struct quant_part {
+    float *y;
+    const weight *w;
+    int64_t rows_per_task;
+    int first_task;
+} quant_part;
+
 typedef struct quant_job {
     const cpu_kernels *k;
     quant_act a;
     quant_act8 a8;
     const float *x;
-    float *y;
-    int n, tokens_per_task;
-    const weight *w;
-    int64_t rows_per_task;
+    int n, tokens_per_task, count;
+    quant_part part[OP_MATMUL_MAX_FUSED];
 } quant_job;
 
 static void quantize_task(void *ctx, int task, int n_tasks) {
@@ -106,29 +112,56 @@ static void quantize_task(void *ctx, int task, int n_tasks) {
 static void rows_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     quant_job *j = ctx;
-    int64_t r0 = task * j->rows_per_task;
-    int64_t r1 = r0 + j->rows_per_task < j->w->rows ? r0 + j->rows_per_task : j->w->rows;
+    int p = j->count - 1;
+    while (p > 0 && task < j->part[p].first_task) p--;
+    const quant_part *m = &j->part[p];
+    int64_t r0 = (task - m->first_task) * m->rows_per_task;
+    int64_t r1 = r0 + m->rows_per_task < m->w->rows ? r0 + m->rows_per_task : m->w->rows;
     if (r0 >= r1) return;
     if (j->a8.q)
-        j->k->quant8_rows(j->y, j->w->rows, &j->a8, j->w, r0, r1);
+        j->k->quant8_rows(m->y, m->w->rows, &j->a8, m->w, r0, r1);
     else
-        j->k->quant_rows(j->y, j->w->rows, &j->a, 0, j->n, j->w, r0, r1);
+        j->k->quant_rows(m->y, m->w->rows, &j->a, 0, j->n, m->w, r0, r1);
 }
 
-void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
+/* Splits one weight into tasks; returns how many. Enough chunks to balance uneven cores; with
+ * several tokens, a chunk's rows must also stay in L2 while every token passes over them. */
+static int plan_part(quant_part *m, float *y, const weight *w, int n, int threads, int first) {
+    m->y = y;
+    m->w = w;
+    m->first_task = first;
+    int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
+    if (n > 1) {
+        int64_t row_bytes = (int64_t)weight_bytes(w) / w->rows;
+        int64_t fit = (96 << 10) / row_bytes;
+        if (per > fit) per = fit;
+    }
+    if (per < 16) per = 16;
+    m->rows_per_task = (per + 15) & ~(int64_t)15; /* whole tiles of 8 (AVX-512 prefill: 16) rows */
+    return (int)((w->rows + m->rows_per_task - 1) / m->rows_per_task);
+}
+
+void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
+                        const weight *const *ws, int count) {
     const cpu_kernels *k = cpu_kernels_get();
-    quant_job j = {.k = k, .x = x, .y = y, .n = n, .w = w};
+    const weight *w = ws[0]; /* every part has its cols and group size */
+    quant_job j = {.k = k, .x = x, .n = n, .count = count};
     j.a = (quant_act){.cols = w->cols,
                       .group_size = w->group_size,
                       .groups = (int)(w->cols / w->group_size),
                       .bits = w->bits};
     const bool int8 = activation_bits == 8 &&
                       (w->group_size == 32 || w->group_size == 64 || w->group_size == 128);
+    if (!int8 && count > 1) { /* 16-bit activations are quantized for one width: no fusing */
+        for (int i = 0; i < count; i++) quant_matmul_fused(pool, &y[i], x, n, &ws[i], 1);
+        return;
+    }
     size_t need = int8 ? act8_layout(NULL, NULL, n, w->cols) : act_bytes(n, w->cols, w->group_size);
     if (scratch_reserve(need) < 0) {
         /* No memory for the activations (logged once): fall back to the float reference. */
         log_error("quantized matmul: %s", kiln_last_error());
-        quant_rows_reference(y, w->rows, x, n, w, 0, w->rows);
+        for (int i = 0; i < count; i++)
+            quant_rows_reference(y[i], ws[i]->rows, x, n, ws[i], 0, ws[i]->rows);
         return;
     }
     if (int8) {
@@ -138,7 +171,9 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
                             .groups = (int)(w->cols / w->group_size),
                             .blocks = (int)(w->cols / QUANT8_BLOCK)};
         act8_layout(&j.a8, scratch.mem, n, w->cols);
-        if (n != 1 || w->bits != 4) j.a8.q4 = NULL; /* only 4-bit decode reads it */
+        bool four = false; /* only 4-bit decode reads the decode-order copy */
+        for (int i = 0; i < count; i++) four |= ws[i]->bits == 4;
+        if (n != 1 || !four) j.a8.q4 = NULL;
     } else {
         size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
         j.a.q = scratch.mem;
@@ -155,16 +190,8 @@ void quant_matmul(thread_pool *pool, float *y, const float *x, int n, const weig
         j.tokens_per_task = (n + q_tasks - 1) / q_tasks;
         pool_run(pool, quantize_task, &j, q_tasks);
     }
-    /* Enough chunks to balance uneven cores. With several tokens, a chunk's rows must also stay
-     * in L2 while every token passes over them. */
-    int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
-    if (n > 1) {
-        int64_t row_bytes = (int64_t)weight_bytes(w) / w->rows;
-        int64_t fit = (96 << 10) / row_bytes;
-        if (per > fit) per = fit;
-    }
-    if (per < 16) per = 16;
-    j.rows_per_task = (per + 15) & ~(int64_t)15; /* whole tiles of 8 (AVX-512 prefill: 16) rows */
-    int n_tasks = (int)((w->rows + j.rows_per_task - 1) / j.rows_per_task);
+    int n_tasks = 0;
+    for (int i = 0; i < count; i++)
+        n_tasks += plan_part(&j.part[i], y[i], ws[i], n, threads, n_tasks);
     pool_run(pool, rows_task, &j, n_tasks);
 }
