@@ -24,6 +24,12 @@
 /* From this many tokens on, packing pays for itself: below it, the packing costs as much as
  * the products (pp8 on smollm-135m bf16 ran 2x faster unpacked; pp16 equal; 2026-11-26). */
 #define PACK_MIN 24
+/* ...or from PACK_MIN_WIDE tokens when their activations are far larger than L1, where the row
+ * kernel's passes (three tokens each) read them from L2 again and again. Dev VM, medians of 3,
+ * 2026-11-26: pp16 on the 1B shape 30.6 -> 35.9 tokens/s, on smollm-135m (only its 1536-column
+ * down_proj is that wide) 315 -> 327; pp12 2-5% slower packed, hence 16 (a c16 server step). */
+#define PACK_MIN_WIDE  16
+#define WIDE_ACT_BYTES (64 << 10)
 /* How far ahead decode asks for weights. On the dev VM (AMD EPYC, 2026-11-26) the one-token
  * kernel read at 0.87-0.89 of the read bandwidth with 1024 bytes, 0.84-0.86 with 512 and
  * 0.75-0.80 with 2048 (bench/bandwidth -m kernel, alternating builds). */
@@ -240,7 +246,7 @@ ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, cons
 
 ALWAYS_INLINE void rows_dt(float *y, int64_t ldy, const float *x, int n, const weight *w,
                            int64_t r0, int64_t r1, enum dtype dt) {
-    if (n >= PACK_MIN)
+    if (n >= PACK_MIN || (n >= PACK_MIN_WIDE && (int64_t)n * w->cols * 4 > WIDE_ACT_BYTES))
         panel_rows(y, ldy, x, n, w, r0, r1, dt);
     else
         dot_rows(y, ldy, x, n, w, r0, r1, dt);
