@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 
+#define STAGE_COLS   32 /* columns of each row staged at once by pack_panel */
 #define PANEL        16 /* weight rows per packed panel (two ymm) */
 #define PANEL_TOKENS 6  /* tokens per outer-product tile: 12 accumulators */
 /* From this many tokens on, packing pays for itself: below it, the packing costs as much as
@@ -105,7 +106,35 @@ ALWAYS_INLINE void dot_rows(float *y, int64_t ldy, const float *x, int n, const 
 ALWAYS_INLINE void pack_panel(float *panel, int width, const void *w, int64_t cols, int64_t r,
                               int nr, enum dtype dt) {
     int full = nr / 8 * 8;
+    const int es = dt == DT_F32 ? 4 : 2;
     int64_t k = 0;
+    /* Rows whose length is a multiple of 4 KiB (2048 bf16 columns) all map to the same L1 sets:
+     * eight of them read side by side 16 bytes at a time evict each other's lines before they
+     * are used up. So there, STAGE_COLS columns of each row are first copied whole into a
+     * staging block, and the transposes read from that (packing 8192 x 2048 bf16 on one Zen 3
+     * core: 7.0 -> 8.2 GB/s; 576 and 1536 columns, no aliasing: no gain, so not staged). */
+    uint8_t stage[8 * STAGE_COLS * 4] __attribute__((aligned(32)));
+    const bool aliased = cols * es % 4096 == 0;
+    for (; aliased && k + STAGE_COLS <= cols; k += STAGE_COLS)
+        for (int g = 0; g < full; g += 8) {
+#pragma GCC unroll 8
+            for (int i = 0; i < 8; i++) {
+                const uint8_t *src = (const uint8_t *)w + ((r + g + i) * cols + k) * es;
+                for (int b = 0; b < STAGE_COLS * es; b += 32)
+                    _mm256_store_si256((__m256i *)(stage + i * STAGE_COLS * es + b),
+                                       _mm256_loadu_si256((const __m256i *)(src + b)));
+            }
+            __asm__ volatile("" ::: "memory"); /* keep the staging: GCC would forward it */
+#pragma GCC unroll 4
+            for (int kk = 0; kk < STAGE_COLS; kk += 8) {
+                __m256 v[8];
+#pragma GCC unroll 8
+                for (int i = 0; i < 8; i++) v[i] = load8(stage, i * STAGE_COLS + kk, dt);
+                transpose8(v);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (k + kk + j) * width + g, v[j]);
+            }
+        }
     for (; k + 8 <= cols; k += 8)
         for (int g = 0; g < full; g += 8) {
             __m256 v[8];
@@ -115,9 +144,14 @@ ALWAYS_INLINE void pack_panel(float *panel, int width, const void *w, int64_t co
 #pragma GCC unroll 8
             for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (k + j) * width + g, v[j]);
         }
-    for (int64_t kk = 0; kk < cols; kk++)
-        for (int i = kk < k ? full : 0; i < width; i++)
-            panel[kk * width + i] = i < nr ? load1(w, (r + i) * cols + kk, dt) : 0.0f;
+    /* the columns past the last whole 8, then the rows past the last whole 8 (and padding);
+     * one loop over both scanned every column for nothing (6% of a 1B pp16's samples) */
+    for (int64_t kk = k; kk < cols; kk++)
+        for (int i = 0; i < full; i++) panel[kk * width + i] = load1(w, (r + i) * cols + kk, dt);
+    if (full < width)
+        for (int64_t kk = 0; kk < cols; kk++)
+            for (int i = full; i < width; i++)
+                panel[kk * width + i] = i < nr ? load1(w, (r + i) * cols + kk, dt) : 0.0f;
 }
 
 void dense_pack_panel(float *panel, int width, const weight *w, int64_t r, int nr) {
