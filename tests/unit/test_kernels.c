@@ -96,6 +96,11 @@ static void sweep(const cpu_kernels *k) {
     /* activations far larger than L1: 16 and 17 tokens take the packed kernel there too */
     for (size_t d = 0; d < ARRAY_LEN(dtypes); d++)
         for (int n = 15; n <= 17; n++) bad += compare(k, dtypes[d], 37, 1100, n, 0, 37);
+    /* rows of a multiple of 4 KiB (staged before the transposes), 16 + 4 rows, 2048 + 8 cols */
+    for (size_t d = 0; d < ARRAY_LEN(dtypes); d++) {
+        bad += compare(k, dtypes[d], 20, 2048, 24, 0, 20);
+        bad += compare(k, dtypes[d], 20, 2056, 24, 0, 20);
+    }
     CHECK_MSG(bad == 0, "%s: %d mismatches", k->name, bad);
 }
 
