@@ -34,21 +34,31 @@ async function run(promptIds, maxTokens) {
   return { ttft, tokens, seconds: (performance.now() - t0) / 1000 };
 }
 
+const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+
 if (mode === 'tput') {
+  // ROUNDS passes over the concurrencies, each ratio taken within its pass (a shared host's
+  // speed drifts between minutes), then the median of the passes' ratios.
+  const rounds = Number(process.env.ROUNDS || 1);
   await run(prompt(8), 4); // warm up
-  const out = {};
-  for (const c of rest.map(Number)) {
-    const t0 = performance.now();
-    const results = await Promise.all(Array.from({ length: c }, () => run(prompt(8), n)));
-    const secs = (performance.now() - t0) / 1000;
-    const tokens = results.reduce((s, r) => s + r.tokens, 0);
-    out[c] = tokens / secs;
-    console.log(JSON.stringify({ test: `concurrency${c}`, generated_tokens: tokens, seconds: +secs.toFixed(3),
-      tokens_per_s: +(tokens / secs).toFixed(2) }));
+  const concs = rest.map(Number);
+  const ratios = {};
+  for (let r = 1; r <= rounds; r++) {
+    const out = {};
+    for (const c of concs) {
+      const t0 = performance.now();
+      const results = await Promise.all(Array.from({ length: c }, () => run(prompt(8), n)));
+      const secs = (performance.now() - t0) / 1000;
+      const tokens = results.reduce((s, x) => s + x.tokens, 0);
+      out[c] = tokens / secs;
+      console.log(JSON.stringify({ test: `concurrency${c}`, round: r, generated_tokens: tokens,
+        seconds: +secs.toFixed(3), tokens_per_s: +(tokens / secs).toFixed(2) }));
+    }
+    for (const c of concs.slice(1)) (ratios[c] ||= []).push(out[c] / out[concs[0]]);
   }
-  const cs = Object.keys(out).map(Number).sort((a, b) => a - b);
-  for (const c of cs.slice(1))
-    console.log(JSON.stringify({ test: `ratio_c${c}_vs_c${cs[0]}`, ratio: +(out[c] / out[cs[0]]).toFixed(2) }));
+  for (const c of concs.slice(1))
+    console.log(JSON.stringify({ test: `ratio_c${c}_vs_c${concs[0]}`, ratio: +median(ratios[c]).toFixed(2),
+      rounds: ratios[c].map((x) => +x.toFixed(2)) }));
 } else {
   const reps = Number(rest[0] || 3);
   const miss = [], hit = [];
@@ -57,7 +67,6 @@ if (mode === 'tput') {
     miss.push((await run(p, 1)).ttft);
     hit.push((await run(p, 1)).ttft); // the same prompt again: its blocks are cached
   }
-  const median = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
   const m = median(miss), h = median(hit);
   console.log(JSON.stringify({ test: `ttft_${n}_miss`, seconds: +m.toFixed(4), all: miss.map((x) => +x.toFixed(4)) }));
   console.log(JSON.stringify({ test: `ttft_${n}_hit`, seconds: +h.toFixed(4), all: hit.map((x) => +x.toFixed(4)) }));
