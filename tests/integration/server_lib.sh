@@ -37,19 +37,30 @@ fs.writeFileSync(dir + '/tokenizer_config.json', JSON.stringify(cfg));
 JS
 }
 
+# free_port: a port for a test server, below Linux's ephemeral range (32768 on), where a client
+# connection of an earlier test may hold the same number as its local port.
+free_port() {
+    echo $((20000 + ($$ + RANDOM) % 12000))
+}
+
 # start_server LOG ARGS...: starts `kiln serve ARGS --port PORT` in the background; sets
-# SERVER_PID and URL and waits until /health says ok (10 s at most).
+# SERVER_PID and URL and waits until /health says ok (10 s at most). A port found taken is
+# retried with another (three tries).
 start_server() {
     local log=$1
     shift
-    PORT=$((20000 + ($$ + RANDOM) % 20000))
-    "$KILN" serve "$@" --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 &
-    SERVER_PID=$!
-    URL="http://127.0.0.1:$PORT"
-    for _ in $(seq 100); do
-        if curl -sf "$URL/health" >/dev/null 2>&1; then return 0; fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
-        sleep 0.1
+    for _ in 1 2 3; do
+        PORT=$(free_port)
+        "$KILN" serve "$@" --host 127.0.0.1 --port "$PORT" >"$log" 2>&1 &
+        SERVER_PID=$!
+        URL="http://127.0.0.1:$PORT"
+        for _ in $(seq 100); do
+            if curl -sf "$URL/health" >/dev/null 2>&1; then return 0; fi
+            if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        wait "$SERVER_PID" 2>/dev/null
+        grep -q "cannot listen" "$log" || break
     done
     echo "server did not start: $(tail -n 5 "$log")"
     return 1

@@ -202,7 +202,7 @@ stop_server
 mkdir -p "$TMP/slow"
 for f in model.safetensors tokenizer.json tokenizer_config.json; do ln -s "$M/$f" "$TMP/slow/$f"; done
 mkfifo "$TMP/slow/config.json"
-PORT=$((20000 + ($$ + RANDOM) % 20000))
+PORT=$(free_port)
 URL="http://127.0.0.1:$PORT"
 "$KILN" serve "$TMP/slow" --port "$PORT" --model-id slow >"$TMP/s5.log" 2>&1 &
 SERVER_PID=$!
