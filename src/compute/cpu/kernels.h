@@ -162,6 +162,33 @@ void quantize_act_avx2(quant_act *a, const float *x, int t0, int t1);
 /* The same tiles with AVX512-VNNI (quant_avx512.c): only on CPUs that have it. */
 void quant_rows_avx512(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                        int64_t r0, int64_t r1);
+/* One weight of a (possibly fused) matmul's parallel pass (matmul.c, quant_matmul.c): its
+ * output, rows per task and first task index. */
+typedef struct matmul_part {
+    float *y;
+    const weight *w;
+    int64_t rows_per_task;
+    int first_task;
+} matmul_part;
+
+/* Fills part m, whose tasks start at `first`; returns how many tasks it has. */
+static inline int matmul_part_plan(matmul_part *m, float *y, const weight *w, int64_t rows_per_task,
+                                   int first) {
+    *m = (matmul_part){.y = y, .w = w, .rows_per_task = rows_per_task, .first_task = first};
+    return (int)((w->rows + rows_per_task - 1) / rows_per_task);
+}
+
+/* The part of `count` that task `task` belongs to, and its rows [*r0, *r1). */
+static inline const matmul_part *matmul_part_of(const matmul_part *part, int count, int task,
+                                                int64_t *r0, int64_t *r1) {
+    int p = count - 1;
+    while (p > 0 && task < part[p].first_task) p--;
+    const matmul_part *m = &part[p];
+    *r0 = (task - m->first_task) * m->rows_per_task;
+    *r1 = *r0 + m->rows_per_task < m->w->rows ? *r0 + m->rows_per_task : m->w->rows;
+    return m;
+}
+
 /* y[i] = x·w[i]ᵀ for quantized w[i] of the same cols and group size (quant_matmul.c): x is
  * quantized once, and all weights' rows share one parallel pass. */
 void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,

@@ -7,14 +7,6 @@
  */
 #include "compute/cpu/kernels.h"
 
-/* One weight of a (possibly fused) matmul: its output, rows per task and first task index. */
-typedef struct matmul_part {
-    float *y;
-    const weight *w;
-    int64_t rows_per_task;
-    int first_task;
-} matmul_part;
-
 typedef struct matmul_job {
     const float *x;
     int n, count;
@@ -25,27 +17,20 @@ typedef struct matmul_job {
 static void matmul_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     const matmul_job *j = ctx;
-    int p = j->count - 1;
-    while (p > 0 && task < j->part[p].first_task) p--;
-    const matmul_part *m = &j->part[p];
-    int64_t r0 = (task - m->first_task) * m->rows_per_task;
-    int64_t r1 = r0 + m->rows_per_task;
-    if (r1 > m->w->rows) r1 = m->w->rows;
+    int64_t r0, r1;
+    const matmul_part *m = matmul_part_of(j->part, j->count, task, &r0, &r1);
     j->rows(m->y, m->w->rows, j->x, j->n, m->w, r0, r1);
 }
 
 /* Splits one weight into tasks; returns how many. */
 static int plan_part(matmul_part *m, float *y, const weight *w, int n, int threads, int first) {
-    m->y = y;
-    m->w = w;
-    m->first_task = first;
     /* Enough chunks to balance uneven cores, each large enough to amortize dispatch; whole
      * 32-row panels (AVX-512; two AVX2 panels) when the kernel packs. */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
     int64_t min_rows = n > 1 ? 16 : 32;
     if (per < min_rows) per = min_rows;
-    m->rows_per_task = n > 1 ? (per + 31) & ~(int64_t)31 : (per + 3) & ~(int64_t)3;
-    return (int)((w->rows + m->rows_per_task - 1) / m->rows_per_task);
+    return matmul_part_plan(m, y, w, n > 1 ? (per + 31) & ~(int64_t)31 : (per + 3) & ~(int64_t)3,
+                            first);
 }
 
 void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {

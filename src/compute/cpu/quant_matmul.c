@@ -80,21 +80,13 @@ int op_matmul_reserve(int n, int64_t cols) {
     return scratch_reserve(a16 > a8 ? a16 : a8);
 }
 
-/* One weight of a (possibly fused) quantized matmul: as matmul.c's parts. */
-typedef struct quant_part {
-    float *y;
-    const weight *w;
-    int64_t rows_per_task;
-    int first_task;
-} quant_part;
-
 typedef struct quant_job {
     const cpu_kernels *k;
     quant_act a;
     quant_act8 a8;
     const float *x;
     int n, tokens_per_task, count;
-    quant_part part[OP_MATMUL_MAX_FUSED];
+    matmul_part part[OP_MATMUL_MAX_FUSED];
 } quant_job;
 
 static void quantize_task(void *ctx, int task, int n_tasks) {
@@ -112,12 +104,8 @@ static void quantize_task(void *ctx, int task, int n_tasks) {
 static void rows_task(void *ctx, int task, int n_tasks) {
     (void)n_tasks;
     quant_job *j = ctx;
-    int p = j->count - 1;
-    while (p > 0 && task < j->part[p].first_task) p--;
-    const quant_part *m = &j->part[p];
-    int64_t r0 = (task - m->first_task) * m->rows_per_task;
-    int64_t r1 = r0 + m->rows_per_task < m->w->rows ? r0 + m->rows_per_task : m->w->rows;
-    if (r0 >= r1) return;
+    int64_t r0, r1;
+    const matmul_part *m = matmul_part_of(j->part, j->count, task, &r0, &r1);
     if (j->a8.q)
         j->k->quant8_rows(m->y, m->w->rows, &j->a8, m->w, r0, r1);
     else
@@ -126,10 +114,7 @@ static void rows_task(void *ctx, int task, int n_tasks) {
 
 /* Splits one weight into tasks; returns how many. Enough chunks to balance uneven cores; with
  * several tokens, a chunk's rows must also stay in L2 while every token passes over them. */
-static int plan_part(quant_part *m, float *y, const weight *w, int n, int threads, int first) {
-    m->y = y;
-    m->w = w;
-    m->first_task = first;
+static int plan_part(matmul_part *m, float *y, const weight *w, int n, int threads, int first) {
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
     if (n > 1) {
         int64_t row_bytes = (int64_t)weight_bytes(w) / w->rows;
@@ -137,8 +122,8 @@ static int plan_part(quant_part *m, float *y, const weight *w, int n, int thread
         if (per > fit) per = fit;
     }
     if (per < 16) per = 16;
-    m->rows_per_task = (per + 15) & ~(int64_t)15; /* whole tiles of 8 (AVX-512 prefill: 16) rows */
-    return (int)((w->rows + m->rows_per_task - 1) / m->rows_per_task);
+    /* whole tiles of 8 (AVX-512 prefill: 16) rows */
+    return matmul_part_plan(m, y, w, (per + 15) & ~(int64_t)15, first);
 }
 
 void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
