@@ -59,6 +59,7 @@ start_server() {
             if ! kill -0 "$SERVER_PID" 2>/dev/null; then break; fi
             sleep 0.1
         done
+        kill -0 "$SERVER_PID" 2>/dev/null && break # alive but not healthy in 10 s: no retry
         wait "$SERVER_PID" 2>/dev/null
         grep -q "cannot listen" "$log" || break
     done
