@@ -9,10 +9,11 @@
  *   bandwidth [-f FILE | -s MIB] [-t THREADS] [-p PASSES] [-c CHUNK_KIB] [-m MODE]
  *
  * MODE: all (default: the four variants and fma_peak), file (the mmapped file with
- * MADV_HUGEPAGE only, as kiln maps weights), fma (fma_peak only), or kernel: plain read passes
- * interleaved with kiln's one-token BF16 matmul over the same bytes, printing the kernel's
- * share of the read bandwidth (a kernel-efficiency check that shared-host drift cancels out).
- * Without -f a temporary file of MIB mebibytes (default 1024) is written and removed.
+ * MADV_HUGEPAGE only, as kiln maps quantized weights), anon (-s MIB of anonymous memory with
+ * MADV_HUGEPAGE, where kiln keeps dense weights in panel order), fma (fma_peak only), or kernel:
+ * plain read passes interleaved with kiln's one-token BF16 matmul over the same bytes, printing the
+ * kernel's share of the read bandwidth (a kernel-efficiency check that shared-host drift cancels
+ * out). Without -f a temporary file of MIB mebibytes (default 1024) is written and removed.
  */
 #include "base/base.h"
 #include "compute/compute.h"
@@ -140,8 +141,9 @@ static void kernel_vs_read(const char *path, thread_pool *pool, size_t chunk, in
     if (p == MAP_FAILED) return;
     madvise(p, (size_t)size, MADV_HUGEPAGE);
     const int64_t cols = 2048;
-    weight w = {.dtype = DT_BF16, .cols = cols, .data = p};
-    w.rows = (int64_t)((size_t)size / (cols * 2));
+    /* the bytes taken as a weight already in panel order (their values do not matter here) */
+    weight w = {.dtype = DT_BF16, .cols = cols, .data = p, .panels = true};
+    w.rows = (int64_t)((size_t)size / (cols * 2)) / WEIGHT_PANEL * WEIGHT_PANEL;
     float *x = aligned_buffer((size_t)cols * sizeof(float));
     float *y = aligned_buffer((size_t)w.rows * sizeof(float));
     for (int64_t i = 0; i < cols; i++) x[i] = 1.0f / (float)(i + 1);
@@ -237,7 +239,7 @@ int main(int argc, char **argv) {
             mode = optarg;
         else {
             fprintf(stderr, "usage: bandwidth [-f FILE | -s MIB] [-t THREADS] [-p PASSES] "
-                            "[-c CHUNK_KIB] [-m all|file|fma|kernel]\n");
+                            "[-c CHUNK_KIB] [-m all|file|anon|fma|kernel]\n");
             return c == 'h' ? 0 : 2;
         }
     }
@@ -250,12 +252,13 @@ int main(int argc, char **argv) {
     thread_pool *pool = pool_create(threads);
     size_t chunk = (size_t)chunk_kib << 10;
     char tmp[] = "/tmp/kiln-bandwidth-XXXXXX";
-    if (strcmp(mode, "all") && strcmp(mode, "file") && strcmp(mode, "fma") &&
-        strcmp(mode, "kernel")) {
-        fprintf(stderr, "bandwidth: -m must be all, file, fma or kernel (got \"%s\")\n", mode);
+    if (strcmp(mode, "all") && strcmp(mode, "file") && strcmp(mode, "anon") &&
+        strcmp(mode, "fma") && strcmp(mode, "kernel")) {
+        fprintf(stderr, "bandwidth: -m must be all, file, anon, fma or kernel (got \"%s\")\n",
+                mode);
         return 2;
     }
-    if (!file && strcmp(mode, "fma") != 0) {
+    if (!file && strcmp(mode, "fma") != 0 && strcmp(mode, "anon") != 0) {
         if (make_temp_file(tmp, (size_t)mib << 20) < 0) {
             fprintf(stderr, "bandwidth: %s: %s\n", tmp, strerror(errno));
             return 1;
@@ -268,7 +271,7 @@ int main(int argc, char **argv) {
     if (all || !strcmp(mode, "file")) file_variant(file, pool, chunk, passes, true);
     size_t anon = (size_t)mib << 20;
     if (all) anon_variant(anon, pool, chunk, passes, false);
-    if (all) anon_variant(anon, pool, chunk, passes, true);
+    if (all || !strcmp(mode, "anon")) anon_variant(anon, pool, chunk, passes, true);
     if ((all || !strcmp(mode, "fma")) && has_avx2 && __builtin_cpu_supports("fma"))
         measure_fma(pool);
     if (file == tmp) unlink(tmp);

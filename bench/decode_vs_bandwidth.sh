@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # bench/decode_vs_bandwidth.sh — relates kiln's decode and prefill speed to what the machine
 # can do, measured in the same run: builds kiln and the probes, makes a random-weight model of
-# a real shape (kept in build/models/), then for each round reads the weight file from the page
-# cache (bench/bandwidth, MADV_HUGEPAGE as kiln maps it), runs `kiln bench` for decode (tg),
+# a real shape (kept in build/models/), then for each round reads memory as kiln holds the weights
+# (bench/bandwidth: the mmapped file for quantized ones, anonymous huge pages for dense ones in
+# panel order), runs `kiln bench` for decode (tg),
 # reads again, runs prefill (pp). Shared hosts drift ±20% minute to minute, so each decode is
 # compared with the bandwidth measured right around it, and medians over rounds are reported.
 #
@@ -57,7 +58,16 @@ tflag=${threads:+-t $threads}
 # field NAME JSON_LINE -> the number after "NAME":
 field() { sed -n "s/.*\"$1\":\([0-9.eE+-]*\).*/\1/p" <<<"$2"; }
 median() { sort -g | awk '{v[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-read_bw() { field median_gb_per_s "$($run "$bench_bin/bandwidth" -m file -p 5 $tflag -f "$file")"; }
+# Quantized weights are read from the mmapped file in place; dense ones are copied at load into
+# panel order in anonymous memory (huge pages): each is compared with reading its own kind.
+mib=$(( $(du -bc "$model"/*.safetensors | tail -n 1 | cut -f1) >> 20 ))
+if [ -n "$bits" ]; then
+    read_bw() { field median_gb_per_s "$($run "$bench_bin/bandwidth" -m file -p 5 $tflag -f "$file")"; }
+    read_what="the mmapped weight file from the page cache"
+else
+    read_bw() { field median_gb_per_s "$($run "$bench_bin/bandwidth" -m anon -s "$mib" -p 5 $tflag)"; }
+    read_what="anonymous memory with huge pages, the model's size, where its panels live"
+fi
 
 fma_now() { field gflop_per_s "$($run "$bench_bin/bandwidth" -m fma $tflag)"; }
 fma=$(fma_now)
@@ -95,7 +105,7 @@ m_pptg=$(printf '%s\n' "${pptg[@]}" | median)
 ceiling=$(awk -v f="$fma" -v fl="${flops:-0}" 'BEGIN {if (fl > 0) printf "%.1f", f * 1e9 / fl; else print 0}')
 echo "summary ($rounds rounds, medians; $(nproc) cores shared with other work, so expect noise):"
 awk -v t="$m_tg" -v b="$bytes" -v g="$m_gbs" -v n="$n" 'BEGIN {printf "  decode tg%d:       %.2f tokens/s, %.3f GB of weights per token, %.2f GB/s\n", n, t, b / 1e9, g}'
-awk -v b="$m_bw" 'BEGIN {printf "  read bandwidth:   %.2f GB/s (the mmapped weight file from the page cache, around each decode)\n", b}'
+awk -v b="$m_bw" -v w="$read_what" 'BEGIN {printf "  read bandwidth:   %.2f GB/s (%s, around each decode)\n", b, w}'
 # llama.cpp's llama-bench on the Llama-3.2-1B shape, 2 threads, 2-core AMD EPYC Zen 4,
 # 2026-11-26, best of two passes (pp512, tg128), from the quantization issue.
 case "$bits" in

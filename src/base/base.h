@@ -55,6 +55,9 @@ typedef struct mapped_file {
 } mapped_file;
 int map_file(const char *path, mapped_file *out); /* read-only, MADV_HUGEPAGE where it helps */
 void unmap_file(mapped_file *f);
+/* Gives back the pages wholly inside [p, p + n) of a read-only file mapping: they leave the
+ * process's resident memory and are read from the file again if touched. */
+void mapped_drop(const void *p, size_t n);
 
 /* ---- JSON (jansson) ---- */
 json_t *json_load_path(const char *path); /* NULL + error naming file, line, column */

@@ -134,6 +134,12 @@ int map_file(const char *path, mapped_file *out) {
     return 0;
 }
 
+void mapped_drop(const void *p, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1), hi = ((uintptr_t)p + n) & ~(page - 1);
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 void unmap_file(mapped_file *f) {
     if (f->data) munmap((void *)f->data, f->size);
     free(f->path);

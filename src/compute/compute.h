@@ -24,17 +24,33 @@ size_t dtype_size(enum dtype t);
 const char *dtype_name(enum dtype t);
 
 /* A 2-D weight [rows = out features, cols = in features] in place (usually in an mmap).
- * Dense: data is row-major [rows, cols] of dtype. Quantized (MLX affine): dtype DT_U32, data
- * holds rows of cols*bits/32 uint32 codes; scales and biases are [rows, cols/group_size] of
- * scale_dtype (F16, BF16 or F32); w = scale * q + bias per group. */
+ * Dense: data is row-major [rows, cols] of dtype, or in panel order once weight_to_panels()
+ * made that copy (dense matmuls need it). Quantized (MLX affine): dtype DT_U32, data holds rows
+ * of cols*bits/32 uint32 codes; scales and biases are [rows, cols/group_size] of scale_dtype
+ * (F16, BF16 or F32); w = scale * q + bias per group. */
 typedef struct weight {
     enum dtype dtype;
     int64_t rows, cols;
     const void *data;
+    bool panels;          /* dense data in panel order (below) */
     int bits, group_size; /* 0 when dense */
     enum dtype scale_dtype;
     const void *scales, *biases;
 } weight;
+
+/* Panel order, the layout dense matmuls run on: rows in panels of WEIGHT_PANEL, each panel
+ * [cols][WEIGHT_PANEL], i.e. column k of the panel's 16 rows side by side, so every kernel
+ * reads one sequential stream and turns one load into 16 rows' products with no packing at
+ * run time. BF16 columns hold the rows as 0, 8, 1, 9, …, 7, 15 (one 32-bit lane = rows j and
+ * j + 8, split into two f32 vectors by a shift and a mask); F16 and F32 in order. Rows past the
+ * last are zero. Every kernel computes y[t][r] = fma over k in order (acc = fma(w[r][k], x[t][k],
+ * acc) from 0), so results are bit-identical across instruction sets, batch sizes and tiles. */
+#define WEIGHT_PANEL 16
+/* Copies dense w into panel order on the threads of pool (may be NULL): returns the new buffer
+ * (the caller frees it) and points w at it; NULL + error when out of memory. */
+void *weight_to_panels(weight *w, thread_pool *pool);
+/* Element (r, k) of dense w, row-major or panels, as float. */
+float weight_dense_at(const weight *w, int64_t r, int64_t k);
 
 static inline bool weight_is_quantized(const weight *w) {
     return w->bits != 0;

@@ -1,16 +1,14 @@
 /*
- * dense_avx2.c — AVX2+FMA kernels for dense F32/F16/BF16 weights, in two shapes:
+ * dense_avx2.c — AVX2+FMA kernels for dense F32/F16/BF16 weights in panel order (compute.h):
+ * each load of a panel column gives 16 rows' weights for one k, turned into two f32 vectors
+ * (BF16: a shift and a mask) and used for every token of a tile by broadcasting x[t][k]: two
+ * FMAs per token, all accumulators in registers, no packing and no horizontal sums. The one
+ * kernel serves decode (memory-bound: two panels at once, so two streams keep enough loads in
+ * flight) and prefill (compute-bound: 16 rows × 6 tokens, twelve accumulators). Each output is
+ * one fma chain over k in order, as in every variant (bit-identical results).
  *
- * - Few tokens (decode): memory-bound. Rows are read one after another (a sequential stream
- *   the hardware prefetcher follows), each 8-wide slice converted to f32 in registers and used
- *   for up to 3 tokens, with four accumulators per token.
- * - Many tokens (prefill): compute-bound. A panel of 16 weight rows is converted once into a
- *   per-thread f32 buffer laid out k-major ([k][16], transposed 8×8 at a time), then a 16-row
- *   × 6-token outer-product kernel runs over every token: two panel loads and six broadcasts
- *   feed twelve FMAs, all accumulators in registers, no horizontal sums.
- *
- * The loops over rows and tokens have compile-time trip counts and are unrolled explicitly
- * (GCC at -O2 otherwise keeps the accumulator arrays in memory).
+ * The loops over tokens have compile-time trip counts and are unrolled explicitly (GCC at -O2
+ * otherwise keeps the accumulator arrays in memory).
  */
 #include "compute/cpu/kernels.h"
 #include "compute/cpu/simd_avx2.h"
@@ -19,188 +17,214 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-#define STAGE_COLS   32 /* columns of each row staged at once by pack_panel */
-#define PANEL        16 /* weight rows per packed panel (two ymm) */
-#define PANEL_TOKENS 6  /* tokens per outer-product tile: 12 accumulators */
-/* From this many tokens on, packing pays for itself: below it, the packing costs as much as
- * the products (pp8 on smollm-135m bf16 ran 2x faster unpacked; pp16 equal; 2026-11-26). */
-#define PACK_MIN 24
-/* ...or from PACK_MIN_WIDE tokens when their activations are far larger than L1, where the row
- * kernel's passes (three tokens each) read them from L2 again and again. Dev VM, medians of 3,
- * 2026-11-26: pp16 on the 1B shape 30.6 -> 35.9 tokens/s, on smollm-135m (only its 1536-column
- * down_proj is that wide) 315 -> 327; pp12 2-5% slower packed, hence 16 (a c16 server step). */
-#define PACK_MIN_WIDE  16
-#define WIDE_ACT_BYTES (64 << 10)
-/* How far ahead decode asks for weights. On the dev VM (AMD EPYC, 2026-11-26) the one-token
- * kernel read at 0.87-0.89 of the read bandwidth with 1024 bytes, 0.84-0.86 with 512 and
- * 0.75-0.80 with 2048 (bench/bandwidth -m kernel, alternating builds). */
-#ifndef PREFETCH_BYTES
-#define PREFETCH_BYTES 1024
+#ifndef DECODE_AHEAD
+#define DECODE_AHEAD 1024
 #endif
-#define PREFETCH_ELEMS(dt) (PREFETCH_BYTES / elem_size(dt))
+#define PANEL_TOKENS 6 /* tokens per tile: 12 accumulators + 2 weight vectors + 1 broadcast */
 
-/* dtype_size() inlined for the three dense types (it sits in the decode loop). */
-static inline int64_t elem_size(enum dtype dt) {
+/* dtype_size() inlined for the three dense types. */
+static inline size_t elem_bytes(enum dtype dt) {
     return dt == DT_F32 ? 4 : 2;
 }
 
-/* ---- few tokens: dot products straight from the weights ---- */
-
-/* One row × NT tokens (1..3). Rows are read whole, one after another, so a chunk of rows is
- * one sequential stream (rows are often a single 4 KiB page: reading several side by side
- * defeats the hardware prefetcher). Four accumulators per token hide the FMA latency. */
-ALWAYS_INLINE void dot_row(float *y, int64_t ldy, const float *x, int64_t cols, const void *w,
-                           enum dtype dt, int64_t r, const int NT) {
-    __m256 acc[3][4];
-#pragma GCC unroll 3
-    for (int t = 0; t < NT; t++)
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) acc[t][u] = _mm256_setzero_ps();
-    const int64_t base = r * cols;
-    int64_t k = 0;
-    const char *pf = (const char *)w + (base + PREFETCH_ELEMS(dt)) * elem_size(dt);
-    for (; k + 32 <= cols; k += 32) {
-        /* Loads alone keep too few cache lines in flight (each 16 bytes of weights costs four
-         * instructions here), so ask for the data well ahead. */
-        _mm_prefetch(pf + k * elem_size(dt), _MM_HINT_T0);
-        if (dt == DT_F32) _mm_prefetch(pf + k * 4 + 64, _MM_HINT_T0);
-#pragma GCC unroll 4
-        for (int u = 0; u < 4; u++) {
-            __m256 wv = load8(w, base + k + 8 * u, dt);
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++)
-                acc[t][u] =
-                    _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * cols + k + 8 * u), acc[t][u]);
-        }
-    }
-    for (; k + 8 <= cols; k += 8) {
-        __m256 wv = load8(w, base + k, dt);
-#pragma GCC unroll 3
-        for (int t = 0; t < NT; t++)
-            acc[t][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * cols + k), acc[t][0]);
-    }
-#pragma GCC unroll 3
-    for (int t = 0; t < NT; t++) {
-        float s = hsum(_mm256_add_ps(_mm256_add_ps(acc[t][0], acc[t][1]),
-                                     _mm256_add_ps(acc[t][2], acc[t][3])));
-        for (int64_t j = k; j < cols; j++) s += load1(w, base + j, dt) * x[t * cols + j];
-        y[t * ldy + r] = s;
+/* Column k of a panel as f32: rows 0-7 in *lo, rows 8-15 in *hi. */
+ALWAYS_INLINE void panel_column(const void *panel, int64_t k, enum dtype dt, __m256 *lo,
+                                __m256 *hi) {
+    if (dt == DT_BF16) {
+        __m256i v =
+            _mm256_load_si256((const __m256i *)((const uint16_t *)panel + k * WEIGHT_PANEL));
+        *lo = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+        *hi = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32((int)0xffff0000u)));
+    } else if (dt == DT_F16) {
+        const __m128i *h = (const __m128i *)((const uint16_t *)panel + k * WEIGHT_PANEL);
+        *lo = _mm256_cvtph_ps(_mm_load_si128(h));
+        *hi = _mm256_cvtph_ps(_mm_load_si128(h + 1));
+    } else {
+        *lo = _mm256_load_ps((const float *)panel + k * WEIGHT_PANEL);
+        *hi = _mm256_load_ps((const float *)panel + k * WEIGHT_PANEL + 8);
     }
 }
 
-ALWAYS_INLINE void dot_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
-                            int64_t r0, int64_t r1, enum dtype dt) {
-    const int64_t cols = w->cols;
-    for (int64_t r = r0; r < r1; r++) {
-        int t = 0;
-        for (; t + 3 <= n; t += 3) dot_row(y + t * ldy, ldy, x + t * cols, cols, w->data, dt, r, 3);
-        if (n - t == 2) dot_row(y + t * ldy, ldy, x + t * cols, cols, w->data, dt, r, 2);
-        if (n - t == 1) dot_row(y + t * ldy, ldy, x + t * cols, cols, w->data, dt, r, 1);
+/* Stores rows [0, nr) of one token's two accumulators at y. */
+ALWAYS_INLINE void store_rows(float *y, __m256 lo, __m256 hi, int nr) {
+    if (nr == WEIGHT_PANEL) {
+        _mm256_storeu_ps(y, lo);
+        _mm256_storeu_ps(y + 8, hi);
+        return;
     }
+    float tmp[WEIGHT_PANEL] __attribute__((aligned(32)));
+    _mm256_store_ps(tmp, lo);
+    _mm256_store_ps(tmp + 8, hi);
+    for (int i = 0; i < nr; i++) y[i] = tmp[i];
 }
 
-/* ---- many tokens: packed panels and an outer-product kernel ---- */
-
-/* panel[k * width + i] = w[r + i][k] as f32 for i < nr (rows past nr are zero); width is 16
- * here, 32 for the AVX-512 kernel. Whole groups of 8 rows go through 8×8 transposes. */
-ALWAYS_INLINE void pack_panel(float *panel, int width, const void *w, int64_t cols, int64_t r,
-                              int nr, enum dtype dt) {
-    int full = nr / 8 * 8;
-    const int es = dt == DT_F32 ? 4 : 2;
-    int64_t k = 0;
-    /* Rows whose length is a multiple of 4 KiB (2048 bf16 columns) all map to the same L1 sets:
-     * eight of them read side by side 16 bytes at a time evict each other's lines before they
-     * are used up. So there, STAGE_COLS columns of each row are first copied whole into a
-     * staging block, and the transposes read from that (packing 8192 x 2048 bf16 on one Zen 3
-     * core: 7.0 -> 8.2 GB/s; 576 and 1536 columns, no aliasing: no gain, so not staged). */
-    uint8_t stage[8 * STAGE_COLS * 4] __attribute__((aligned(32)));
-    const bool aliased = cols * es % 4096 == 0;
-    for (; aliased && k + STAGE_COLS <= cols; k += STAGE_COLS)
-        for (int g = 0; g < full; g += 8) {
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) {
-                const uint8_t *src = (const uint8_t *)w + ((r + g + i) * cols + k) * es;
-                for (int b = 0; b < STAGE_COLS * es; b += 32)
-                    _mm256_store_si256((__m256i *)(stage + i * STAGE_COLS * es + b),
-                                       _mm256_loadu_si256((const __m256i *)(src + b)));
-            }
-            __asm__ volatile("" ::: "memory"); /* keep the staging: GCC would forward it */
-#pragma GCC unroll 4
-            for (int kk = 0; kk < STAGE_COLS; kk += 8) {
-                __m256 v[8];
-#pragma GCC unroll 8
-                for (int i = 0; i < 8; i++) v[i] = load8(stage, i * STAGE_COLS + kk, dt);
-                transpose8(v);
-#pragma GCC unroll 8
-                for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (k + kk + j) * width + g, v[j]);
-            }
-        }
-    for (; k + 8 <= cols; k += 8)
-        for (int g = 0; g < full; g += 8) {
-            __m256 v[8];
-#pragma GCC unroll 8
-            for (int i = 0; i < 8; i++) v[i] = load8(w, (r + g + i) * cols + k, dt);
-            transpose8(v);
-#pragma GCC unroll 8
-            for (int j = 0; j < 8; j++) _mm256_store_ps(panel + (k + j) * width + g, v[j]);
-        }
-    /* the columns past the last whole 8, then the rows past the last whole 8 (and padding);
-     * one loop over both scanned every column for nothing (6% of a 1B pp16's samples) */
-    for (int64_t kk = k; kk < cols; kk++)
-        for (int i = 0; i < full; i++) panel[kk * width + i] = load1(w, (r + i) * cols + kk, dt);
-    if (full < width)
-        for (int64_t kk = 0; kk < cols; kk++)
-            for (int i = full; i < width; i++)
-                panel[kk * width + i] = i < nr ? load1(w, (r + i) * cols + kk, dt) : 0.0f;
-}
-
-void dense_pack_panel(float *panel, int width, const weight *w, int64_t r, int nr) {
-    switch (w->dtype) {
-    case DT_BF16:
-        pack_panel(panel, width, w->data, w->cols, r, nr, DT_BF16);
-        break;
-    case DT_F16:
-        pack_panel(panel, width, w->data, w->cols, r, nr, DT_F16);
-        break;
-    default:
-        pack_panel(panel, width, w->data, w->cols, r, nr, DT_F32);
-        break;
-    }
-}
-
-/* y[t][r .. r+nr) for NT tokens from a packed panel. */
+/* y[t][0 .. nr) for NT tokens from one panel. `ahead`: the next panel, asked for one column
+ * per column used (the row range's panels come from memory once, then from L1 for the other
+ * token tiles; 16 tokens on 8192 x 2048 bf16, one core: 50-62 -> 61-68 GFLOP/s). */
 ALWAYS_INLINE void panel_tile(float *y, int64_t ldy, const float *x, int64_t cols,
-                              const float *panel, int nr, const int NT) {
+                              const void *panel, const char *ahead, int nr, enum dtype dt,
+                              const int NT) {
     __m256 acc[PANEL_TOKENS][2];
 #pragma GCC unroll 6
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm256_setzero_ps();
-    const float *xt[PANEL_TOKENS];
-#pragma GCC unroll 6
-    for (int t = 0; t < NT; t++) xt[t] = x + t * cols;
 #pragma GCC unroll 2
     for (int64_t k = 0; k < cols; k++) {
-        __m256 w0 = _mm256_load_ps(panel + k * PANEL), w1 = _mm256_load_ps(panel + k * PANEL + 8);
+        _mm_prefetch(ahead + k * WEIGHT_PANEL * elem_bytes(dt), _MM_HINT_T0);
+        __m256 lo, hi;
+        panel_column(panel, k, dt, &lo, &hi);
 #pragma GCC unroll 6
         for (int t = 0; t < NT; t++) {
-            __m256 xb = _mm256_broadcast_ss(xt[t] + k);
-            acc[t][0] = _mm256_fmadd_ps(w0, xb, acc[t][0]);
-            acc[t][1] = _mm256_fmadd_ps(w1, xb, acc[t][1]);
+            __m256 xb = _mm256_broadcast_ss(x + t * cols + k);
+            acc[t][0] = _mm256_fmadd_ps(lo, xb, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(hi, xb, acc[t][1]);
         }
     }
-    if (nr == PANEL) {
 #pragma GCC unroll 6
-        for (int t = 0; t < NT; t++) {
-            _mm256_storeu_ps(y + t * ldy, acc[t][0]);
-            _mm256_storeu_ps(y + t * ldy + 8, acc[t][1]);
-        }
-        return;
+    for (int t = 0; t < NT; t++) store_rows(y + t * ldy, acc[t][0], acc[t][1], nr);
+}
+
+/* One token over two whole panels (32 rows) at once: four independent chains where one panel
+ * has two, and two sequential streams. */
+ALWAYS_INLINE void panel_pair(float *y, const float *x, int64_t cols, const void *panel,
+                              enum dtype dt) {
+    const char *next = (const char *)panel + cols * WEIGHT_PANEL * elem_bytes(dt);
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    const char *p0 = (const char *)panel + DECODE_AHEAD, *p1 = next + DECODE_AHEAD;
+    const int64_t step = WEIGHT_PANEL * (int64_t)elem_bytes(dt);
+    for (int64_t k = 0; k < cols; k++) {
+#if DECODE_AHEAD
+        _mm_prefetch(p0 + k * step, _MM_HINT_T0);
+        _mm_prefetch(p1 + k * step, _MM_HINT_T0);
+#else
+        (void)p0, (void)p1, (void)step;
+#endif
+        __m256 lo, hi, lo2, hi2;
+        panel_column(panel, k, dt, &lo, &hi);
+        panel_column(next, k, dt, &lo2, &hi2);
+        __m256 xb = _mm256_broadcast_ss(x + k);
+        a0 = _mm256_fmadd_ps(lo, xb, a0);
+        a1 = _mm256_fmadd_ps(hi, xb, a1);
+        b0 = _mm256_fmadd_ps(lo2, xb, b0);
+        b1 = _mm256_fmadd_ps(hi2, xb, b1);
     }
-    float tmp[PANEL] __attribute__((aligned(32)));
-#pragma GCC unroll 6
-    for (int t = 0; t < NT; t++) {
-        _mm256_store_ps(tmp, acc[t][0]);
-        _mm256_store_ps(tmp + 8, acc[t][1]);
-        for (int i = 0; i < nr; i++) y[t * ldy + i] = tmp[i];
+    store_rows(y, a0, a1, WEIGHT_PANEL);
+    store_rows(y + WEIGHT_PANEL, b0, b1, WEIGHT_PANEL);
+}
+
+ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
+                              int64_t r0, int64_t r1, enum dtype dt) {
+    const int64_t cols = w->cols;
+    const size_t panel_bytes = (size_t)(cols * WEIGHT_PANEL) * elem_bytes(dt);
+    const char *base = w->data;
+    for (int64_t r = r0; r < r1;) {
+        const void *panel = base + (size_t)(r / WEIGHT_PANEL) * panel_bytes;
+        if (n == 1 && r1 - r >= 2 * WEIGHT_PANEL) {
+            panel_pair(y + r, x, cols, panel, dt);
+            r += 2 * WEIGHT_PANEL;
+            continue;
+        }
+        int nr = r1 - r < WEIGHT_PANEL ? (int)(r1 - r) : WEIGHT_PANEL;
+        /* the next panel of the range, or this one again (a prefetch must not leave the data) */
+        const char *ahead = r + nr < r1 ? (const char *)panel + panel_bytes : panel;
+        int t = 0;
+        for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS)
+            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, ahead, nr, dt,
+                       PANEL_TOKENS);
+        float *yt = y + t * ldy + r;
+        const float *xt = x + t * cols;
+#define TAIL(N)                                                                                    \
+    case N:                                                                                        \
+        panel_tile(yt, ldy, xt, cols, panel, ahead, nr, dt, N);                                    \
+        break;
+        switch (n - t) {
+            TAIL(1)
+            TAIL(2)
+            TAIL(3)
+            TAIL(4)
+            TAIL(5)
+        default:
+            break;
+        }
+#undef TAIL
+        r += nr;
+    }
+}
+
+/* ---- the copy into panel order, at load ---- */
+
+/* Transposes 8 rows of 8 16-bit values in place (row i becomes column i). */
+ALWAYS_INLINE void transpose8_epi16(__m128i r[8]) {
+    __m128i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm_unpacklo_epi16(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm_unpackhi_epi16(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 2; i++) {
+        u[i * 4 + 0] = _mm_unpacklo_epi32(t[i * 4 + 0], t[i * 4 + 2]);
+        u[i * 4 + 1] = _mm_unpackhi_epi32(t[i * 4 + 0], t[i * 4 + 2]);
+        u[i * 4 + 2] = _mm_unpacklo_epi32(t[i * 4 + 1], t[i * 4 + 3]);
+        u[i * 4 + 3] = _mm_unpackhi_epi32(t[i * 4 + 1], t[i * 4 + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[2 * i] = _mm_unpacklo_epi64(u[i], u[i + 4]);
+        r[2 * i + 1] = _mm_unpackhi_epi64(u[i], u[i + 4]);
+    }
+}
+
+/* One whole panel (16 rows) of 2-byte values, 8 columns at a time: two 8x8 transposes give
+ * each column's rows 0-7 and 8-15, stored in BF16's interleaved order or in row order. */
+static void pack_panel16(uint8_t *dst, const uint16_t *src, int64_t cols, bool interleave) {
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8) {
+        __m128i a[8], b[8];
+        for (int i = 0; i < 8; i++) {
+            a[i] = _mm_loadu_si128((const __m128i *)(src + i * cols + k));
+            b[i] = _mm_loadu_si128((const __m128i *)(src + (i + 8) * cols + k));
+        }
+        transpose8_epi16(a);
+        transpose8_epi16(b);
+        for (int j = 0; j < 8; j++) {
+            __m128i *d = (__m128i *)(dst + (k + j) * WEIGHT_PANEL * 2);
+            _mm_storeu_si128(d, interleave ? _mm_unpacklo_epi16(a[j], b[j]) : a[j]);
+            _mm_storeu_si128(d + 1, interleave ? _mm_unpackhi_epi16(a[j], b[j]) : b[j]);
+        }
+    }
+    for (; k < cols; k++)
+        for (int i = 0; i < WEIGHT_PANEL; i++)
+            ((uint16_t *)dst)[k * WEIGHT_PANEL + (interleave ? panel_slot(DT_BF16, i) : i)] =
+                src[i * cols + k];
+}
+
+/* The same for f32: 8x8 float transposes. */
+static void pack_panel32(void *dst, const void *src, int64_t cols) {
+    float *d = dst;
+    const float *s = src;
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8)
+        for (int half = 0; half < 2; half++) {
+            __m256 v[8];
+            for (int i = 0; i < 8; i++) v[i] = _mm256_loadu_ps(s + (half * 8 + i) * cols + k);
+            transpose8(v);
+            for (int j = 0; j < 8; j++)
+                _mm256_storeu_ps(d + (k + j) * WEIGHT_PANEL + half * 8, v[j]);
+        }
+    for (; k < cols; k++)
+        for (int i = 0; i < WEIGHT_PANEL; i++) d[k * WEIGHT_PANEL + i] = s[i * cols + k];
+}
+
+static void pack_panels_avx2(uint8_t *dst, const weight *w, int64_t p0, int64_t p1) {
+    const size_t es = dtype_size(w->dtype);
+    const size_t panel_bytes = (size_t)(WEIGHT_PANEL * w->cols) * es;
+    for (int64_t p = p0; p < p1; p++) {
+        if ((p + 1) * WEIGHT_PANEL > w->rows) { /* the partial last panel, zero-padded */
+            pack_panels_portable(dst, w, p, p + 1);
+            continue;
+        }
+        const void *rows = (const uint8_t *)w->data + (size_t)(p * WEIGHT_PANEL * w->cols) * es;
+        if (es == 2)
+            pack_panel16(dst + (size_t)p * panel_bytes, rows, w->cols, w->dtype == DT_BF16);
+        else
+            pack_panel32(dst + (size_t)p * panel_bytes, rows, w->cols);
     }
 }
 
@@ -242,63 +266,9 @@ float *dense_panel_buffer(int64_t floats) {
     return b->data;
 }
 
-ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
-                              int64_t r0, int64_t r1, enum dtype dt) {
-    const int64_t cols = w->cols;
-    float *panel = dense_panel_buffer(cols * PANEL);
-    if (!panel) { /* out of memory for 16 rows: fall back to the unpacked kernel */
-        dot_rows(y, ldy, x, n, w, r0, r1, dt);
-        return;
-    }
-    for (int64_t r = r0; r < r1; r += PANEL) {
-        int nr = r1 - r < PANEL ? (int)(r1 - r) : PANEL;
-        pack_panel(panel, PANEL, w->data, cols, r, nr, dt);
-        int t = 0;
-        for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS)
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, PANEL_TOKENS);
-        switch (n - t) {
-        case 5:
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, 5);
-            break;
-        case 4:
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, 4);
-            break;
-        case 3:
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, 3);
-            break;
-        case 2:
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, 2);
-            break;
-        case 1:
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, 1);
-            break;
-        default:
-            break;
-        }
-    }
-}
-
-ALWAYS_INLINE void rows_dt(float *y, int64_t ldy, const float *x, int n, const weight *w,
-                           int64_t r0, int64_t r1, enum dtype dt) {
-    if (n >= PACK_MIN || (n >= PACK_MIN_WIDE && (int64_t)n * w->cols * 4 > WIDE_ACT_BYTES))
-        panel_rows(y, ldy, x, n, w, r0, r1, dt);
-    else
-        dot_rows(y, ldy, x, n, w, r0, r1, dt);
-}
-
 static void dense_rows_avx2(float *y, int64_t ldy, const float *x, int n, const weight *w,
                             int64_t r0, int64_t r1) {
-    switch (w->dtype) {
-    case DT_BF16:
-        rows_dt(y, ldy, x, n, w, r0, r1, DT_BF16);
-        break;
-    case DT_F16:
-        rows_dt(y, ldy, x, n, w, r0, r1, DT_F16);
-        break;
-    default:
-        rows_dt(y, ldy, x, n, w, r0, r1, DT_F32);
-        break;
-    }
+    DENSE_BY_DTYPE(panel_rows, y, ldy, x, n, w, r0, r1);
 }
 
 static float dot_avx2(const float *a, const float *b, int n) {
@@ -327,6 +297,7 @@ static void axpy_avx2(float *y, float a, const float *x, int n) {
 const cpu_kernels cpu_kernels_avx2 = {
     .name = "avx2",
     .dense_rows = dense_rows_avx2,
+    .pack_panels = pack_panels_avx2,
     .quant_rows = quant_rows_avx2,
     .quantize_act = quantize_act_avx2,
     .quant8_rows = quant8_rows_avx2,

@@ -1,99 +1,128 @@
 /*
- * dense_avx512.c — AVX-512 prefill for dense F32/F16/BF16 weights: a panel of 32 weight rows
- * packed once as f32 ([k][32], dense_pack_panel) and a 32-row × 12-token outer-product kernel
- * (24 zmm accumulators, two panel loads and twelve broadcasts per k). Twice the FLOPs per
- * instruction of the AVX2 kernel, for CPUs with two 512-bit FMA units. Few tokens (decode)
- * are memory-bound and keep the AVX2 kernel. Only called after dispatch.c checked AVX-512F.
+ * dense_avx512.c — AVX-512 prefill for dense F32/F16/BF16 weights in panel order (compute.h):
+ * two panels (32 rows) × 12 tokens, 24 zmm accumulators, two panel columns and twelve
+ * broadcasts per k. Twice the FLOPs per instruction of the AVX2 kernel, for CPUs with two
+ * 512-bit FMA units. Few tokens (decode) are memory-bound and keep the AVX2 kernel; both
+ * compute every output as the same fma chain, so results do not depend on which one ran. Only
+ * called after dispatch.c checked AVX-512F.
  */
 #include "compute/cpu/kernels.h"
 
 #include <immintrin.h>
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
-#define PANEL         32
 #define PANEL_TOKENS  12
-#define PACK_MIN      6 /* as dense_avx2.c: below this, the unpacked kernel */
+#define ZMM_MIN       6 /* fewer tokens: the AVX2 kernel */
 
-/* y[t][r .. r+nr) for NT tokens from a packed panel. */
+/* Column k of a panel as 16 f32 lanes; BF16 lanes come in its column order (rows 0, 8, 1, …). */
+ALWAYS_INLINE __m512 panel_column(const void *panel, int64_t k, enum dtype dt) {
+    const uint16_t *h = (const uint16_t *)panel + k * WEIGHT_PANEL;
+    if (dt == DT_BF16)
+        return _mm512_castsi512_ps(
+            _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_load_si256((const __m256i *)h)), 16));
+    if (dt == DT_F16) return _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)h));
+    return _mm512_load_ps((const float *)panel + k * WEIGHT_PANEL);
+}
+
+/* Stores rows [0, nr) of accumulator v at y, lanes put back in row order. */
+ALWAYS_INLINE void store_rows(float *y, __m512 v, int nr, enum dtype dt) {
+    if (dt == DT_BF16) /* row i sits in lane panel_slot(i) */
+        v = _mm512_permutexvar_ps(
+            _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15), v);
+    _mm512_mask_storeu_ps(y, nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1), v);
+}
+
+/* y[t][0 .. 16·NP) for NT tokens from NP (1 or 2) consecutive panels; nr rows of the last. */
 ALWAYS_INLINE void panel_tile(float *y, int64_t ldy, const float *x, int64_t cols,
-                              const float *panel, int nr, const int NT) {
+                              const void *panel, size_t panel_bytes, int nr, enum dtype dt,
+                              const int NP, const int NT) {
+    const void *next = (const char *)panel + panel_bytes;
     __m512 acc[PANEL_TOKENS][2];
 #pragma GCC unroll 12
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     for (int64_t k = 0; k < cols; k++) {
-        __m512 w0 = _mm512_load_ps(panel + k * PANEL), w1 = _mm512_load_ps(panel + k * PANEL + 16);
+        __m512 w0 = panel_column(panel, k, dt);
+        __m512 w1 = NP == 2 ? panel_column(next, k, dt) : w0;
 #pragma GCC unroll 12
         for (int t = 0; t < NT; t++) {
             __m512 xb = _mm512_set1_ps(x[t * cols + k]);
             acc[t][0] = _mm512_fmadd_ps(w0, xb, acc[t][0]);
-            acc[t][1] = _mm512_fmadd_ps(w1, xb, acc[t][1]);
+            if (NP == 2) acc[t][1] = _mm512_fmadd_ps(w1, xb, acc[t][1]);
         }
     }
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr <= 16 ? 0 : (__mmask16)((1u << (nr - 16)) - 1);
 #pragma GCC unroll 12
     for (int t = 0; t < NT; t++) {
-        _mm512_mask_storeu_ps(y + t * ldy, m0, acc[t][0]);
-        _mm512_mask_storeu_ps(y + t * ldy + 16, m1, acc[t][1]);
+        if (NP == 2) {
+            store_rows(y + t * ldy, acc[t][0], WEIGHT_PANEL, dt);
+            store_rows(y + t * ldy + WEIGHT_PANEL, acc[t][1], nr, dt);
+        } else {
+            store_rows(y + t * ldy, acc[t][0], nr, dt);
+        }
     }
 }
 
 /* The tail of fewer than 12 tokens, with a compile-time count each. */
-static void panel_tail(float *y, int64_t ldy, const float *x, int64_t cols, const float *panel,
-                       int nr, int nt) {
+ALWAYS_INLINE void panel_tail(float *y, int64_t ldy, const float *x, int64_t cols,
+                              const void *panel, size_t panel_bytes, int nr, enum dtype dt,
+                              const int NP, int nt) {
+#define TAIL(N)                                                                                    \
+    case N:                                                                                        \
+        panel_tile(y, ldy, x, cols, panel, panel_bytes, nr, dt, NP, N);                            \
+        break;
     switch (nt) {
-    case 1:
-        panel_tile(y, ldy, x, cols, panel, nr, 1);
-        break;
-    case 2:
-        panel_tile(y, ldy, x, cols, panel, nr, 2);
-        break;
-    case 3:
-        panel_tile(y, ldy, x, cols, panel, nr, 3);
-        break;
-    case 4:
-        panel_tile(y, ldy, x, cols, panel, nr, 4);
-        break;
-    case 5:
-        panel_tile(y, ldy, x, cols, panel, nr, 5);
-        break;
-    case 6:
-        panel_tile(y, ldy, x, cols, panel, nr, 6);
-        break;
-    case 7:
-        panel_tile(y, ldy, x, cols, panel, nr, 7);
-        break;
-    case 8:
-        panel_tile(y, ldy, x, cols, panel, nr, 8);
-        break;
-    case 9:
-        panel_tile(y, ldy, x, cols, panel, nr, 9);
-        break;
-    case 10:
-        panel_tile(y, ldy, x, cols, panel, nr, 10);
-        break;
-    case 11:
-        panel_tile(y, ldy, x, cols, panel, nr, 11);
-        break;
+        TAIL(1)
+        TAIL(2)
+        TAIL(3)
+        TAIL(4)
+        TAIL(5)
+        TAIL(6)
+        TAIL(7)
+        TAIL(8)
+        TAIL(9)
+        TAIL(10)
+        TAIL(11)
     default:
         break;
+    }
+#undef TAIL
+}
+
+/* Every token over NP panels: whole tiles of 12, then the tail. */
+ALWAYS_INLINE void tiles(float *y, int64_t ldy, const float *x, int n, int64_t cols,
+                         const void *panel, size_t panel_bytes, int nr, enum dtype dt,
+                         const int NP) {
+    int t = 0;
+    for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS)
+        panel_tile(y + t * ldy, ldy, x + t * cols, cols, panel, panel_bytes, nr, dt, NP,
+                   PANEL_TOKENS);
+    if (t < n)
+        panel_tail(y + t * ldy, ldy, x + t * cols, cols, panel, panel_bytes, nr, dt, NP, n - t);
+}
+
+ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
+                              int64_t r0, int64_t r1, enum dtype dt) {
+    const int64_t cols = w->cols;
+    const size_t panel_bytes = (size_t)(cols * WEIGHT_PANEL) * (dt == DT_F32 ? 4 : 2);
+    for (int64_t r = r0; r < r1;) {
+        const void *panel = (const char *)w->data + (size_t)(r / WEIGHT_PANEL) * panel_bytes;
+        int64_t left = r1 - r;
+        int nr = left >= 2 * WEIGHT_PANEL ? WEIGHT_PANEL : (int)(left % WEIGHT_PANEL);
+        if (nr == 0) nr = WEIGHT_PANEL;
+        if (left > WEIGHT_PANEL) { /* two panels, the second with nr rows */
+            tiles(y + r, ldy, x, n, cols, panel, panel_bytes, nr, dt, 2);
+            r += WEIGHT_PANEL + nr;
+        } else {
+            tiles(y + r, ldy, x, n, cols, panel, panel_bytes, nr, dt, 1);
+            r += nr;
+        }
     }
 }
 
 void dense_rows_avx512(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                        int64_t r1) {
-    const int64_t cols = w->cols;
-    float *panel = n >= PACK_MIN ? dense_panel_buffer(cols * PANEL) : NULL;
-    if (!panel) { /* decode, or out of memory: the AVX2 kernel */
+    if (n < ZMM_MIN) {
         cpu_kernels_avx2.dense_rows(y, ldy, x, n, w, r0, r1);
         return;
     }
-    for (int64_t r = r0; r < r1; r += PANEL) {
-        int nr = r1 - r < PANEL ? (int)(r1 - r) : PANEL;
-        dense_pack_panel(panel, PANEL, w, r, nr);
-        int t = 0;
-        for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS)
-            panel_tile(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, PANEL_TOKENS);
-        if (t < n) panel_tail(y + t * ldy + r, ldy, x + t * cols, cols, panel, nr, n - t);
-    }
+    DENSE_BY_DTYPE(panel_rows, y, ldy, x, n, w, r0, r1);
 }

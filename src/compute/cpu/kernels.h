@@ -53,9 +53,33 @@ static inline int64_t act8_at(const quant_act8 *a, int t, int b) {
     return (int64_t)b * a->n + t;
 }
 
+/* Where row i (< WEIGHT_PANEL) of a panel sits within a column: BF16 interleaves the two
+ * halves so that a 32-bit lane holds rows j and j + 8 (compute.h). */
+static inline int panel_slot(enum dtype dt, int i) {
+    return dt == DT_BF16 ? (i & 7) * 2 + (i >> 3) : i;
+}
+/* Calls ROWS(y, ldy, x, n, w, r0, r1, dtype) with w's dtype as a constant, so that each
+ * dense dtype gets its own inlined kernel. */
+#define DENSE_BY_DTYPE(ROWS, y, ldy, x, n, w, r0, r1)                                              \
+    do {                                                                                           \
+        if ((w)->dtype == DT_BF16)                                                                 \
+            ROWS(y, ldy, x, n, w, r0, r1, DT_BF16);                                                \
+        else if ((w)->dtype == DT_F16)                                                             \
+            ROWS(y, ldy, x, n, w, r0, r1, DT_F16);                                                 \
+        else                                                                                       \
+            ROWS(y, ldy, x, n, w, r0, r1, DT_F32);                                                 \
+    } while (0)
+/* Offset, in elements, of (r, 0) of a weight in panel order; (r, k) is k * WEIGHT_PANEL on. */
+static inline int64_t panel_index(const weight *w, int64_t r) {
+    return r / WEIGHT_PANEL * w->cols * WEIGHT_PANEL +
+           panel_slot(w->dtype, (int)(r % WEIGHT_PANEL));
+}
+
 typedef struct cpu_kernels {
     const char *name;
-    /* y[t * ldy + r] = dot(row r of dense weight w, x + t * w->cols) for t < n, r in [r0, r1) */
+    /* y[t * ldy + r] = dot(row r of dense weight w, x + t * w->cols) for t < n, r in [r0, r1);
+     * w in panel order, r0 a multiple of WEIGHT_PANEL; the sum is one fma chain over k in order
+     * in every variant (compute.h), so results are bit-identical. */
     void (*dense_rows)(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                        int64_t r1);
     /* y[t * ldy + r] = dot(row r of MLX affine-quantized w, token t of a) for t in [t0, t1),
@@ -71,6 +95,8 @@ typedef struct cpu_kernels {
                         int64_t r1);
     /* Quantizes tokens [t0, t1) of x into a (and q4 when set); identical in every variant. */
     void (*quantize_act8)(quant_act8 *a, const float *x, int t0, int t1);
+    /* Panels [p0, p1) of row-major dense w into dst, laid out as weight_to_panels does. */
+    void (*pack_panels)(uint8_t *dst, const weight *w, int64_t p0, int64_t p1);
     float (*dot)(const float *a, const float *b, int n);
     /* One online-softmax step of attention (see op_attend in compute.h). */
     void (*attend)(float *acc, float *max, float *sum, const float *q, const float *k,
@@ -88,12 +114,11 @@ void attend_portable(float *acc, float *max, float *sum, const float *q, const f
                      const float *v, int run, int hd, float scale);
 void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
                  int run, int hd, float scale);
-/* Dense prefill helpers (dense_avx2.c): the calling thread's panel buffer of at least `floats`
- * floats (grown rarely, freed with the thread; NULL when out of memory), and the packing of
- * rows [r, r + nr) of w as panel[k * width + i] f32 (width a multiple of 8, rows past nr 0). */
+void pack_panels_portable(uint8_t *dst, const weight *w, int64_t p0, int64_t p1);
+/* The calling thread's scratch buffer of at least `floats` floats (dense_avx2.c; grown rarely,
+ * freed with the thread; NULL when out of memory). */
 float *dense_panel_buffer(int64_t floats);
-void dense_pack_panel(float *panel, int width, const weight *w, int64_t r, int nr);
-/* AVX-512 dense rows (dense_avx512.c): 32-row × 12-token panels for prefill. */
+/* AVX-512 dense rows (dense_avx512.c): 32-row × 12-token tiles for prefill. */
 void dense_rows_avx512(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                        int64_t r1);
 void silu_mul_portable(float *a, const float *b, int n);

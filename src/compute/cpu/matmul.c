@@ -1,8 +1,8 @@
 /*
  * matmul.c — y = x·wᵀ over all threads for dense weights (quantized ones go to quant_matmul.c).
  * Work is split by output rows into chunks handed out dynamically (cores shared with other
- * processes finish unevenly). The dense kernels get every token at once: for many tokens they
- * pack each panel of 16 rows once and run all tokens over it. Several weights applied to the
+ * processes finish unevenly). The dense kernels get every token at once and run all of them
+ * over each panel of 16 rows (weights in panel order, compute.h). Several weights applied to the
  * same x (q/k/v, gate/up) can share one parallel pass: one barrier instead of several.
  */
 #include "compute/cpu/kernels.h"
@@ -23,14 +23,12 @@ static void matmul_task(void *ctx, int task, int n_tasks) {
 }
 
 /* Splits one weight into tasks; returns how many. */
-static int plan_part(matmul_part *m, float *y, const weight *w, int n, int threads, int first) {
+static int plan_part(matmul_part *m, float *y, const weight *w, int threads, int first) {
     /* Enough chunks to balance uneven cores, each large enough to amortize dispatch; whole
-     * 32-row panels (AVX-512; two AVX2 panels) when the kernel packs. */
+     * pairs of panels (what decode and the AVX-512 kernel take at once). */
     int64_t per = (w->rows + threads * 8 - 1) / (threads * 8);
-    int64_t min_rows = n > 1 ? 16 : 32;
-    if (per < min_rows) per = min_rows;
-    return matmul_part_plan(m, y, w, n > 1 ? (per + 31) & ~(int64_t)31 : (per + 3) & ~(int64_t)3,
-                            first);
+    return matmul_part_plan(m, y, w,
+                            (per + 2 * WEIGHT_PANEL - 1) & ~(int64_t)(2 * WEIGHT_PANEL - 1), first);
 }
 
 void op_matmul(thread_pool *pool, float *y, const float *x, int n, const weight *w) {
@@ -54,14 +52,17 @@ void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
     }
     matmul_job j = {.x = x, .n = n, .count = count, .rows = cpu_kernels_get()->dense_rows};
     int threads = pool_size(pool), n_tasks = 0;
-    for (int i = 0; i < count; i++)
-        n_tasks += plan_part(&j.part[i], y[i], w[i], n, threads, n_tasks);
+    for (int i = 0; i < count; i++) n_tasks += plan_part(&j.part[i], y[i], w[i], threads, n_tasks);
     pool_run(pool, matmul_task, &j, n_tasks);
 }
 
 void op_embedding(float *out, const weight *w, int64_t row) {
     if (weight_is_quantized(w)) {
         dequantize_row(out, w, row);
+        return;
+    }
+    if (w->panels) { /* a tied embedding: one column of 16 a step */
+        for (int64_t k = 0; k < w->cols; k++) out[k] = weight_dense_at(w, row, k);
         return;
     }
     const uint8_t *base = w->data;

@@ -6,26 +6,22 @@
 
 #include <math.h>
 
-static float weight_at(const weight *w, int64_t i) {
-    switch (w->dtype) {
-    case DT_F16:
-        return f16_to_f32(((const uint16_t *)w->data)[i]);
-    case DT_BF16:
-        return bf16_to_f32(((const uint16_t *)w->data)[i]);
-    default:
-        return ((const float *)w->data)[i];
-    }
-}
-
 static void dense_rows_portable(float *y, int64_t ldy, const float *x, int n, const weight *w,
                                 int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; r++)
+    for (int64_t r = r0; r < r1; r++) {
+        const int64_t first = panel_index(w, r);
         for (int t = 0; t < n; t++) {
             const float *xt = x + (int64_t)t * w->cols;
             float acc = 0;
-            for (int64_t k = 0; k < w->cols; k++) acc += weight_at(w, r * w->cols + k) * xt[k];
+            for (int64_t k = 0, i = first; k < w->cols; k++, i += WEIGHT_PANEL) {
+                float wk = w->dtype == DT_BF16  ? bf16_to_f32(((const uint16_t *)w->data)[i])
+                           : w->dtype == DT_F16 ? f16_to_f32(((const uint16_t *)w->data)[i])
+                                                : ((const float *)w->data)[i];
+                acc = fmaf(wk, xt[k], acc); /* the fma chain every variant computes */
+            }
             y[(int64_t)t * ldy + r] = acc;
         }
+    }
 }
 
 float quant_scale_at(const void *p, enum dtype t, int64_t i) {
@@ -119,6 +115,7 @@ void silu_mul_portable(float *a, const float *b, int n) {
 const cpu_kernels cpu_kernels_portable = {
     .name = "portable",
     .dense_rows = dense_rows_portable,
+    .pack_panels = pack_panels_portable,
     .quant_rows = quant_rows_portable,
     .quantize_act = quantize_act_portable,
     .quant8_rows = quant8_rows_portable,
