@@ -66,11 +66,21 @@ static void apply_penalties(const sampler *s, float *logits) {
     }
 }
 
+/* The first index of the largest value (NaNs never win). The maximum is found 8 lanes wide
+ * first, a loop the compiler turns into vector max instructions, then its first position: one
+ * compare chain over the vocabulary took 3-4% of a 16-stream server step (smollm-135m). */
 static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
+    float lane[8] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY,
+                     -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) lane[j] = x[i + j] > lane[j] ? x[i + j] : lane[j];
+    float best = -INFINITY;
+    for (int j = 0; j < 8; j++) best = lane[j] > best ? lane[j] : best;
+    for (; i < n; i++) best = x[i] > best ? x[i] : best;
+    for (i = 0; i < n; i++)
+        if (x[i] == best) return i;
+    return 0; /* all NaN */
 }
 
 static float log_softmax_at(const float *logits, int n, int token) {
