@@ -34,6 +34,9 @@ void kiln_log(enum log_level level, const char *fmt, ...) KILN_PRINTF(2, 3);
 void *xmalloc(size_t n);
 void *xcalloc(size_t count, size_t size);
 void *xrealloc(void *p, size_t n);
+/* Bytes of memory the process could still get without swapping (Linux: MemAvailable; elsewhere
+ * physical memory; KILN_MEMORY_AVAILABLE=BYTES overrides); -1 when unknown. */
+int64_t memory_available(void);
 char *xstrdup(const char *s);
 char *xasprintf(const char *fmt, ...) KILN_PRINTF(1, 2);
 /* Large buffers (activations, KV cache): 64-byte aligned, NULL + error on failure. */

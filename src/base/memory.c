@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void out_of_memory(size_t n) {
     fprintf(stderr, "kiln: out of memory allocating %zu bytes\n", n);
@@ -57,4 +58,20 @@ void *aligned_buffer(size_t n) {
 
 void aligned_free(void *p) {
     free(p);
+}
+
+int64_t memory_available(void) {
+    const char *cap = getenv("KILN_MEMORY_AVAILABLE"); /* bytes: a cap (and tests' way in) */
+    if (cap && *cap) return strtoll(cap, NULL, 10);
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f) { /* Linux: free memory plus what the kernel can reclaim (page cache and the like) */
+        char line[128];
+        long long kib = -1;
+        while (kib < 0 && fgets(line, sizeof line, f))
+            if (sscanf(line, "MemAvailable: %lld kB", &kib) != 1) kib = -1;
+        fclose(f);
+        if (kib >= 0) return (int64_t)kib << 10;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (int64_t)pages * page : -1;
 }

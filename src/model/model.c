@@ -5,29 +5,60 @@
 
 #include <string.h>
 
-/* Copies a dense matmul weight into panel order (compute.h) and gives its file pages back;
- * quantized weights stay as they are. */
-static int to_panels(model *m, weight *w, thread_pool *pool) {
-    if (weight_is_quantized(w) || w->panels) return 0;
-    const void *src = w->data;
-    void *panels = weight_to_panels(w, pool);
-    if (!panels) return -1;
-    model_own(m, panels);
-    mapped_drop(src, weight_bytes(w));
+/* The matmul weights of a model: lm_head first, then each layer's seven; returns how many
+ * (out has room for 1 + 7 · n_layers). */
+enum { LAYER_MATMULS = 7 };
+static int matmul_weights(model *m, weight **out) {
+    int n = 0;
+    out[n++] = &m->lm_head;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        layer_weights *w = &m->layers[l];
+        weight *all[LAYER_MATMULS] = {&w->wq,     &w->wk,   &w->wv,    &w->wo,
+                                      &w->w_gate, &w->w_up, &w->w_down};
+        for (int i = 0; i < LAYER_MATMULS; i++) out[n++] = all[i];
+    }
+    return n;
+}
+
+/* Refuses, with one clear line, a model whose dense weights would not fit in memory once copied
+ * (the copy is anonymous memory: past what is available the OOM killer, not an error, ends it). */
+static int check_memory(const model *m, weight *const *w, int n) {
+    size_t dense = 0;
+    for (int i = 0; i < n; i++)
+        if (!weight_is_quantized(w[i])) dense += weight_bytes(w[i]);
+    int64_t avail = memory_available();
+    if (avail >= 0 && (double)dense > 0.95 * (double)avail) {
+        const bool gb = avail >= 1000000000;
+        kiln_error("%s: its dense weights need %.1f %s of memory and %.1f %s are available "
+                   "(a quantized copy, kiln convert --bits 4 or 8, needs a quarter or half)",
+                   m->path, (double)dense / (gb ? 1e9 : 1e6), gb ? "GB" : "MB",
+                   (double)avail / (gb ? 1e9 : 1e6), gb ? "GB" : "MB");
+        return -1;
+    }
     return 0;
 }
 
+/* Copies the dense matmul weights into panel order (compute.h) and gives their file pages back;
+ * quantized weights stay as they are. */
 static int model_to_panels(model *m) {
-    thread_pool *pool = pool_create(0);
+    weight **w = xmalloc((size_t)(1 + LAYER_MATMULS * m->cfg.n_layers) * sizeof *w);
+    int n = matmul_weights(m, w), rc = check_memory(m, w, n);
     const bool tied = m->embed.data == m->lm_head.data;
-    int rc = to_panels(m, &m->lm_head, pool);
-    if (tied) m->embed = m->lm_head; /* its file pages are gone: look rows up in the panels */
-    for (int l = 0; rc == 0 && l < m->cfg.n_layers; l++) {
-        layer_weights *w = &m->layers[l];
-        weight *all[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
-        for (size_t i = 0; rc == 0 && i < ARRAY_LEN(all); i++) rc = to_panels(m, all[i], pool);
+    thread_pool *pool = rc == 0 ? pool_create(0) : NULL;
+    for (int i = 0; rc == 0 && i < n; i++) {
+        if (weight_is_quantized(w[i])) continue;
+        const void *src = w[i]->data;
+        void *panels = weight_to_panels(w[i], pool);
+        if (!panels)
+            rc = -1;
+        else {
+            model_own(m, panels);
+            mapped_drop(src, weight_bytes(w[i]));
+        }
     }
+    if (rc == 0 && tied) m->embed = m->lm_head; /* its file pages are gone: rows come from panels */
     pool_destroy(pool);
+    free(w);
     return rc;
 }
 
@@ -66,11 +97,10 @@ void model_free(model *m) {
 }
 
 size_t model_weight_bytes(const model *m) {
-    size_t total = weight_bytes(&m->lm_head);
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const layer_weights *w = &m->layers[l];
-        const weight *all[] = {&w->wq, &w->wk, &w->wv, &w->wo, &w->w_gate, &w->w_up, &w->w_down};
-        for (size_t i = 0; i < ARRAY_LEN(all); i++) total += weight_bytes(all[i]);
-    }
+    weight **w = xmalloc((size_t)(1 + LAYER_MATMULS * m->cfg.n_layers) * sizeof *w);
+    size_t total = 0;
+    /* matmul_weights hands out writable pointers; here they are only read */
+    for (int i = 0, n = matmul_weights((model *)m, w); i < n; i++) total += weight_bytes(w[i]);
+    free(w);
     return total;
 }

@@ -1,8 +1,9 @@
 /*
  * model.h — the face of the model layer: model files (safetensors single or sharded, llama2.c
  * checkpoints), config.json, MLX quantization, and the architecture registry. A loaded model
- * is its config plus weights that point into the mmapped files (small vectors such as norms
- * are converted to f32 copies). It knows nothing of requests or HTTP.
+ * is its config plus weights: quantized ones point into the mmapped files, dense matmul weights
+ * are copied once into panel order (compute.h) and their file pages given back, small vectors
+ * such as norms are converted to f32 copies. It knows nothing of requests or HTTP.
  */
 #ifndef KILN_MODEL_H
 #define KILN_MODEL_H
@@ -82,7 +83,7 @@ typedef struct model {
     float *inv_freq; /* [head_dim / 2], rope scaling applied */
     tensor_store *store;
     mapped_file bin; /* llama2.c checkpoints */
-    void **owned;    /* f32 copies of small vectors */
+    void **owned;    /* f32 copies of small vectors, dense weights in panel order */
     size_t n_owned;
 } model;
 

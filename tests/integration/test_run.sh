@@ -30,6 +30,10 @@ expect_fail "llama2.c checkpoint without tokenizer" "needs --tokenizer" "$KILN" 
 expect_fail "bad temperature" '--temp: "hot"' "$KILN" run "$S/hf" --temp hot
 expect_fail "bad top-p" '--top-p: "2"' "$KILN" run "$S/hf" --top-p 2
 expect_fail "chat without a template" "chat" "$KILN" run "$S/hf" --chat --prompt hi
+# Dense weights are copied into panel order at load: a model whose copy would not fit is refused
+# in one line (not ended by the OOM killer halfway).
+expect_fail "dense weights larger than the memory available" "MB are available" \
+    env KILN_MEMORY_AVAILABLE=100000 "$KILN" run "$S/hf" --max-tokens 1
 
 # MODEL may be a deployment name (DESIGN.md §2): its config's model_path is used.
 mkdir -p "$TMP/site/deploy" && cd "$TMP/site" || exit 1
