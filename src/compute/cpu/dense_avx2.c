@@ -84,12 +84,19 @@ ALWAYS_INLINE void panel_tile(float *y, int64_t ldy, const float *x, int64_t col
     for (int t = 0; t < NT; t++) store_rows(y + t * ldy, acc[t][0], acc[t][1], nr);
 }
 
-/* One token over two whole panels (32 rows) at once: four independent chains where one panel
- * has two, and two sequential streams. */
-ALWAYS_INLINE void panel_pair(float *y, const float *x, int64_t cols, const void *panel,
-                              enum dtype dt) {
+/* NT (1..3) tokens over two whole panels (32 rows) at once: twice the independent chains of
+ * one panel, and two sequential streams asked for DECODE_AHEAD bytes ahead. The panels take
+ * turns within a column so that only two weight vectors are live (12 accumulators at NT 3).
+ * Xeon, AVX2, 2 cores, 3 rounds against one panel at a time: smollm-135m pp2 124-134 -> 138-157
+ * tok/s, pp3 189-192 -> 201-229; 1B pp3 21-23 -> 22-24. Four to six tokens as two such passes
+ * were slower (1B pp4 30-32 -> 24-26), so they keep the one-panel tile. */
+ALWAYS_INLINE void panel_pair(float *y, int64_t ldy, const float *x, int64_t cols,
+                              const void *panel, enum dtype dt, const int NT) {
     const char *next = (const char *)panel + cols * WEIGHT_PANEL * elem_bytes(dt);
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+    __m256 acc[3][4];
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++)
+        acc[t][0] = acc[t][1] = acc[t][2] = acc[t][3] = _mm256_setzero_ps();
     const char *p0 = (const char *)panel + DECODE_AHEAD, *p1 = next + DECODE_AHEAD;
     const int64_t step = WEIGHT_PANEL * (int64_t)elem_bytes(dt);
     for (int64_t k = 0; k < cols; k++) {
@@ -99,17 +106,27 @@ ALWAYS_INLINE void panel_pair(float *y, const float *x, int64_t cols, const void
 #else
         (void)p0, (void)p1, (void)step;
 #endif
-        __m256 lo, hi, lo2, hi2;
+        __m256 lo, hi;
         panel_column(panel, k, dt, &lo, &hi);
-        panel_column(next, k, dt, &lo2, &hi2);
-        __m256 xb = _mm256_broadcast_ss(x + k);
-        a0 = _mm256_fmadd_ps(lo, xb, a0);
-        a1 = _mm256_fmadd_ps(hi, xb, a1);
-        b0 = _mm256_fmadd_ps(lo2, xb, b0);
-        b1 = _mm256_fmadd_ps(hi2, xb, b1);
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) {
+            __m256 xb = _mm256_broadcast_ss(x + t * cols + k);
+            acc[t][0] = _mm256_fmadd_ps(lo, xb, acc[t][0]);
+            acc[t][1] = _mm256_fmadd_ps(hi, xb, acc[t][1]);
+        }
+        panel_column(next, k, dt, &lo, &hi);
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) {
+            __m256 xb = _mm256_broadcast_ss(x + t * cols + k);
+            acc[t][2] = _mm256_fmadd_ps(lo, xb, acc[t][2]);
+            acc[t][3] = _mm256_fmadd_ps(hi, xb, acc[t][3]);
+        }
     }
-    store_rows(y, a0, a1, WEIGHT_PANEL);
-    store_rows(y + WEIGHT_PANEL, b0, b1, WEIGHT_PANEL);
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++) {
+        store_rows(y + t * ldy, acc[t][0], acc[t][1], WEIGHT_PANEL);
+        store_rows(y + t * ldy + WEIGHT_PANEL, acc[t][2], acc[t][3], WEIGHT_PANEL);
+    }
 }
 
 ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
@@ -119,8 +136,13 @@ ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, cons
     const char *base = w->data;
     for (int64_t r = r0; r < r1;) {
         const void *panel = base + (size_t)(r / WEIGHT_PANEL) * panel_bytes;
-        if (n == 1 && r1 - r >= 2 * WEIGHT_PANEL) {
-            panel_pair(y + r, x, cols, panel, dt);
+        if (n <= 3 && r1 - r >= 2 * WEIGHT_PANEL) { /* decode of one to three sequences */
+            if (n == 1)
+                panel_pair(y + r, ldy, x, cols, panel, dt, 1);
+            else if (n == 2)
+                panel_pair(y + r, ldy, x, cols, panel, dt, 2);
+            else
+                panel_pair(y + r, ldy, x, cols, panel, dt, 3);
             r += 2 * WEIGHT_PANEL;
             continue;
         }
