@@ -32,15 +32,17 @@ ALWAYS_INLINE void store_rows(float *y, __m512 v, int nr, enum dtype dt) {
     _mm512_mask_storeu_ps(y, nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1), v);
 }
 
-/* y[t][0 .. 16·NP) for NT tokens from NP (1 or 2) consecutive panels; nr rows of the last. */
+/* y[t][0 .. 16·NP) for NT tokens from NP (1 or 2) consecutive panels; nr rows of the last.
+ * ahead + k · step is asked for at column k (this tile's share of the next panels). */
 ALWAYS_INLINE void panel_tile(float *y, int64_t ldy, const float *x, int64_t cols,
-                              const void *panel, size_t panel_bytes, int nr, enum dtype dt,
-                              const int NP, const int NT) {
+                              const void *panel, size_t panel_bytes, const char *ahead,
+                              int64_t step, int nr, enum dtype dt, const int NP, const int NT) {
     const void *next = (const char *)panel + panel_bytes;
     __m512 acc[PANEL_TOKENS][2];
 #pragma GCC unroll 12
     for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     for (int64_t k = 0; k < cols; k++) {
+        _mm_prefetch(ahead + k * step, _MM_HINT_T0);
         __m512 w0 = panel_column(panel, k, dt);
         __m512 w1 = NP == 2 ? panel_column(next, k, dt) : w0;
 #pragma GCC unroll 12
@@ -63,11 +65,11 @@ ALWAYS_INLINE void panel_tile(float *y, int64_t ldy, const float *x, int64_t col
 
 /* The tail of fewer than 12 tokens, with a compile-time count each. */
 ALWAYS_INLINE void panel_tail(float *y, int64_t ldy, const float *x, int64_t cols,
-                              const void *panel, size_t panel_bytes, int nr, enum dtype dt,
-                              const int NP, int nt) {
+                              const void *panel, size_t panel_bytes, const char *ahead,
+                              int64_t step, int nr, enum dtype dt, const int NP, int nt) {
 #define TAIL(N)                                                                                    \
     case N:                                                                                        \
-        panel_tile(y, ldy, x, cols, panel, panel_bytes, nr, dt, NP, N);                            \
+        panel_tile(y, ldy, x, cols, panel, panel_bytes, ahead, step, nr, dt, NP, N);               \
         break;
     switch (nt) {
         TAIL(1)
@@ -87,16 +89,22 @@ ALWAYS_INLINE void panel_tail(float *y, int64_t ldy, const float *x, int64_t col
 #undef TAIL
 }
 
-/* Every token over NP panels: whole tiles of 12, then the tail. */
+/* Every token over NP panels: whole tiles of 12, then the tail. Each tile asks for its share of
+ * the next NP panels (`next`), so reads from memory spread over all the tiles (as dense_avx2.c). */
 ALWAYS_INLINE void tiles(float *y, int64_t ldy, const float *x, int n, int64_t cols,
-                         const void *panel, size_t panel_bytes, int nr, enum dtype dt,
-                         const int NP) {
-    int t = 0;
-    for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS)
-        panel_tile(y + t * ldy, ldy, x + t * cols, cols, panel, panel_bytes, nr, dt, NP,
-                   PANEL_TOKENS);
+                         const void *panel, size_t panel_bytes, const char *next, int nr,
+                         enum dtype dt, const int NP) {
+    const int n_tiles = (n + PANEL_TOKENS - 1) / PANEL_TOKENS;
+    const int64_t region = NP * (int64_t)panel_bytes;
+    const int64_t step = (region / cols + n_tiles - 1) / n_tiles;
+    const int64_t share = region / n_tiles & ~(int64_t)63;
+    int t = 0, i = 0;
+    for (; t + PANEL_TOKENS <= n; t += PANEL_TOKENS, i++)
+        panel_tile(y + t * ldy, ldy, x + t * cols, cols, panel, panel_bytes, next + i * share, step,
+                   nr, dt, NP, PANEL_TOKENS);
     if (t < n)
-        panel_tail(y + t * ldy, ldy, x + t * cols, cols, panel, panel_bytes, nr, dt, NP, n - t);
+        panel_tail(y + t * ldy, ldy, x + t * cols, cols, panel, panel_bytes, next + i * share, step,
+                   nr, dt, NP, n - t);
 }
 
 ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, const weight *w,
@@ -108,13 +116,15 @@ ALWAYS_INLINE void panel_rows(float *y, int64_t ldy, const float *x, int n, cons
         int64_t left = r1 - r;
         int nr = left >= 2 * WEIGHT_PANEL ? WEIGHT_PANEL : (int)(left % WEIGHT_PANEL);
         if (nr == 0) nr = WEIGHT_PANEL;
-        if (left > WEIGHT_PANEL) { /* two panels, the second with nr rows */
-            tiles(y + r, ldy, x, n, cols, panel, panel_bytes, nr, dt, 2);
-            r += WEIGHT_PANEL + nr;
-        } else {
-            tiles(y + r, ldy, x, n, cols, panel, panel_bytes, nr, dt, 1);
-            r += nr;
-        }
+        int np = left > WEIGHT_PANEL ? 2 : 1; /* the last of them with nr rows */
+        int64_t done = (np - 1) * WEIGHT_PANEL + nr;
+        /* the panels after these, or these again (a prefetch must not leave the data) */
+        const char *next = (const char *)panel + (r + done < r1 ? (size_t)np * panel_bytes : 0);
+        if (np == 2)
+            tiles(y + r, ldy, x, n, cols, panel, panel_bytes, next, nr, dt, 2);
+        else
+            tiles(y + r, ldy, x, n, cols, panel, panel_bytes, next, nr, dt, 1);
+        r += done;
     }
 }
 
