@@ -115,9 +115,9 @@ void attend_portable(float *acc, float *max, float *sum, const float *q, const f
 void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
                  int run, int hd, float scale);
 void pack_panels_portable(uint8_t *dst, const weight *w, int64_t p0, int64_t p1);
-/* The calling thread's scratch buffer of at least `floats` floats (dense_avx2.c; grown rarely,
+/* The calling thread's scratch buffer of at least `floats` floats (scratch.c; grown rarely,
  * freed with the thread; NULL when out of memory). */
-float *dense_panel_buffer(int64_t floats);
+float *kernel_scratch(int64_t floats);
 /* AVX-512 dense rows (dense_avx512.c): 32-row × 12-token tiles for prefill. */
 void dense_rows_avx512(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                        int64_t r1);
