@@ -7,6 +7,9 @@
  */
 #include "compute/cpu/kernels.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 typedef struct matmul_job {
     const float *x;
     int n, count;
@@ -50,6 +53,12 @@ void op_matmul_fused(thread_pool *pool, float *const *y, const float *x, int n,
         for (int i = 0; i < count; i++) op_matmul_fused(pool, &y[i], x, n, &w[i], 1);
         return;
     }
+    for (int i = 0; i < count; i++)
+        if (!w[i]->panels) { /* a caller's bug, not bad input: the kernels would read garbage */
+            fprintf(stderr, "kiln: internal error: dense weight in row order passed to "
+                            "op_matmul (weight_to_panels first)\n");
+            abort();
+        }
     matmul_job j = {.x = x, .n = n, .count = count, .rows = cpu_kernels_get()->dense_rows};
     int threads = pool_size(pool), n_tasks = 0;
     for (int i = 0; i < count; i++) n_tasks += plan_part(&j.part[i], y[i], w[i], threads, n_tasks);
