@@ -95,9 +95,8 @@ static double ref_dot(const qweight *q, int64_t r, const float *x) {
     double acc = 0;
     for (int64_t k = 0; k < w->cols; k++) {
         int64_t g = r * groups + k / w->group_size;
-        double v =
-            (double)quant_scale_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
-            quant_scale_at(w->biases, w->scale_dtype, g);
+        double v = (double)value_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
+                   value_at(w->biases, w->scale_dtype, g);
         acc += v * x[k];
     }
     return acc;
@@ -109,9 +108,8 @@ static double ref_abs_dot(const qweight *q, int64_t r, const float *x) {
     double acc = 0;
     for (int64_t k = 0; k < w->cols; k++) {
         int64_t g = r * groups + k / w->group_size;
-        double v =
-            (double)quant_scale_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
-            quant_scale_at(w->biases, w->scale_dtype, g);
+        double v = (double)value_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
+                   value_at(w->biases, w->scale_dtype, g);
         acc += fabs(v * x[k]);
     }
     return acc;
@@ -264,9 +262,9 @@ static double int8_bound(const qweight *q, int64_t r, const float *x) {
         for (int64_t k = b * QUANT8_BLOCK; k < (b + 1) * QUANT8_BLOCK; k++) {
             int64_t g = r * groups + k / w->group_size;
             max = fmax(max, fabs(x[k]));
-            wsum += fabs((double)quant_scale_at(w->scales, w->scale_dtype, g) *
-                             q->codes[r * w->cols + k] +
-                         quant_scale_at(w->biases, w->scale_dtype, g));
+            wsum +=
+                fabs((double)value_at(w->scales, w->scale_dtype, g) * q->codes[r * w->cols + k] +
+                     value_at(w->biases, w->scale_dtype, g));
         }
         bound += wsum * max / 254.0;
     }

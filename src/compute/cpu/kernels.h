@@ -178,8 +178,9 @@ static inline int64_t act8_pos4(int64_t j, int group_size) {
 
 /* Code j of a row of packed codes (a little-endian bit stream). */
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);
-/* A weight's per-group scale/bias value i as float. */
-float quant_scale_at(const void *p, enum dtype t, int64_t i);
+/* Value i of p (F32, F16 or BF16) as float: dense weights, and quantized weights' per-group
+ * scales and biases. */
+float value_at(const void *p, enum dtype t, int64_t i);
 /* The AVX2 (+FMA, F16C, BMI2) versions (quant_avx2.c). */
 void quant_rows_avx2(float *y, int64_t ldy, const quant_act *a, int t0, int t1, const weight *w,
                      int64_t r0, int64_t r1);

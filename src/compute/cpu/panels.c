@@ -56,8 +56,9 @@ void *weight_to_panels(weight *w, thread_pool *pool) {
     const size_t bytes = (size_t)(panels * WEIGHT_PANEL * w->cols) * es;
     /* 2 MiB-aligned so that transparent huge pages can back it (fewer TLB misses in decode) */
     const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
-    uint8_t *dst = aligned_alloc(align, (bytes + align - 1) & ~(align - 1));
-    if (dst && align == HUGE_PAGE) madvise(dst, (bytes + align - 1) & ~(align - 1), MADV_HUGEPAGE);
+    const size_t alloc = (bytes + align - 1) & ~(align - 1);
+    uint8_t *dst = aligned_alloc(align, alloc);
+    if (dst && align == HUGE_PAGE) madvise(dst, alloc, MADV_HUGEPAGE);
     if (!dst) {
         kiln_error("out of memory for a %lld x %lld weight in panel order (%zu bytes)",
                    (long long)w->rows, (long long)w->cols, bytes);
@@ -71,13 +72,6 @@ void *weight_to_panels(weight *w, thread_pool *pool) {
 }
 
 float weight_dense_at(const weight *w, int64_t r, int64_t k) {
-    int64_t i = w->panels ? panel_index(w, r) + k * WEIGHT_PANEL : r * w->cols + k;
-    switch (w->dtype) {
-    case DT_F16:
-        return f16_to_f32(((const uint16_t *)w->data)[i]);
-    case DT_BF16:
-        return bf16_to_f32(((const uint16_t *)w->data)[i]);
-    default:
-        return ((const float *)w->data)[i];
-    }
+    return value_at(w->data, w->dtype,
+                    w->panels ? panel_index(w, r) + k * WEIGHT_PANEL : r * w->cols + k);
 }

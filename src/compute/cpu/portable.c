@@ -13,18 +13,14 @@ static void dense_rows_portable(float *y, int64_t ldy, const float *x, int n, co
         for (int t = 0; t < n; t++) {
             const float *xt = x + (int64_t)t * w->cols;
             float acc = 0;
-            for (int64_t k = 0, i = first; k < w->cols; k++, i += WEIGHT_PANEL) {
-                float wk = w->dtype == DT_BF16  ? bf16_to_f32(((const uint16_t *)w->data)[i])
-                           : w->dtype == DT_F16 ? f16_to_f32(((const uint16_t *)w->data)[i])
-                                                : ((const float *)w->data)[i];
-                acc = fmaf(wk, xt[k], acc); /* the fma chain every variant computes */
-            }
+            for (int64_t k = 0, i = first; k < w->cols; k++, i += WEIGHT_PANEL)
+                acc = fmaf(value_at(w->data, w->dtype, i), xt[k], acc); /* every variant's chain */
             y[(int64_t)t * ldy + r] = acc;
         }
     }
 }
 
-float quant_scale_at(const void *p, enum dtype t, int64_t i) {
+float value_at(const void *p, enum dtype t, int64_t i) {
     switch (t) {
     case DT_F16:
         return f16_to_f32(((const uint16_t *)p)[i]);
@@ -56,8 +52,8 @@ void dequantize_row(float *out, const weight *w, int64_t row) {
     const uint32_t *codes = (const uint32_t *)w->data + row * (w->cols * w->bits / 32);
     int64_t groups = w->cols / w->group_size;
     for (int64_t g = 0; g < groups; g++) {
-        float s = quant_scale_at(w->scales, w->scale_dtype, row * groups + g);
-        float b = quant_scale_at(w->biases, w->scale_dtype, row * groups + g);
+        float s = value_at(w->scales, w->scale_dtype, row * groups + g);
+        float b = value_at(w->biases, w->scale_dtype, row * groups + g);
         for (int64_t j = g * w->group_size; j < (g + 1) * w->group_size; j++)
             out[j] = s * (float)quant_code_at(codes, j, w->bits) + b;
     }

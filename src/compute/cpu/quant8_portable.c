@@ -55,8 +55,8 @@ void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weig
         for (int t = 0; t < a->n; t++) {
             float acc = 0;
             for (int g = 0; g < groups; g++) {
-                float s = quant_scale_at(w->scales, w->scale_dtype, r * groups + g);
-                float bias = quant_scale_at(w->biases, w->scale_dtype, r * groups + g);
+                float s = value_at(w->scales, w->scale_dtype, r * groups + g);
+                float bias = value_at(w->biases, w->scale_dtype, r * groups + g);
                 for (int b = g * bpg; b < (g + 1) * bpg; b++) {
                     const int8_t *q = a->q + act8_at(a, t, b) * QUANT8_BLOCK;
                     int32_t isum = 0;

@@ -58,8 +58,8 @@ void quant_rows_portable(float *y, int64_t ldy, const quant_act *a, int t0, int 
                 int32_t isum = 0;
                 for (int64_t j = (int64_t)g * gs; j < (int64_t)(g + 1) * gs; j++)
                     isum += (int32_t)quant_code_at(codes, j, w->bits) * q[act_pos(j, w->bits)];
-                float s = quant_scale_at(w->scales, w->scale_dtype, r * groups + g);
-                float b = quant_scale_at(w->biases, w->scale_dtype, r * groups + g);
+                float s = value_at(w->scales, w->scale_dtype, r * groups + g);
+                float b = value_at(w->biases, w->scale_dtype, r * groups + g);
                 acc += s * (a->dxv[((int64_t)t * groups + g) * 8] * (float)isum);
                 bias_acc += b * a->xs[(int64_t)t * groups + g];
             }
