@@ -7,6 +7,7 @@
 #define KILN_CHECK_H
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,5 +65,14 @@ static int check_total_failed;
     } while (0)
 
 #define CHECK_DONE() (check_total_failed ? 1 : 0)
+
+/* Test data: uniform in [-1, 1) from a xorshift64 stream, the same on every platform and run. */
+static inline float check_urand(void) {
+    static uint64_t rng = 88172645463325252ull;
+    rng ^= rng << 13;
+    rng ^= rng >> 7;
+    rng ^= rng << 17;
+    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
 
 #endif

@@ -10,21 +10,12 @@
 #include "check.h"
 #include "compute/cpu/kernels.h"
 
-static uint64_t rng = 88172645463325252ull;
-
-static float urand(void) { /* uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
 /* A random weight of dtype dt; *exact receives its stored values as doubles. */
 static void *random_weight(enum dtype dt, int64_t rows, int64_t cols, double *exact) {
     size_t n = (size_t)(rows * cols);
     void *data = xmalloc(n * dtype_size(dt) + 1);
     for (size_t i = 0; i < n; i++) {
-        float v = urand();
+        float v = check_urand();
         if (dt == DT_F32) {
             ((float *)data)[i] = v;
             exact[i] = v;
@@ -58,7 +49,7 @@ static int compare(const cpu_kernels *k, enum dtype dt, int64_t rows, int64_t co
     double *exact = xmalloc((size_t)(rows * cols) * sizeof(double));
     weight w = random_panels(dt, rows, cols, exact);
     float *x = xmalloc((size_t)(n * cols) * sizeof(float));
-    for (int64_t i = 0; i < n * cols; i++) x[i] = urand();
+    for (int64_t i = 0; i < n * cols; i++) x[i] = check_urand();
     const int64_t ldy = rows + 3;
     float *y = xmalloc((size_t)(n * ldy) * sizeof(float));
     for (int64_t i = 0; i < n * ldy; i++) y[i] = SENTINEL;
@@ -181,7 +172,7 @@ static void bit_identical(void) {
             double *exact = xmalloc((size_t)(rows * cols) * sizeof(double));
             weight w = random_panels(dtypes[d], rows, cols, exact);
             float *x = xmalloc((size_t)(40 * cols) * sizeof(float));
-            for (int64_t i = 0; i < 40 * cols; i++) x[i] = urand();
+            for (int64_t i = 0; i < 40 * cols; i++) x[i] = check_urand();
             float *alone = run_rows(&cpu_kernels_portable, &w, x, 40); /* token t at row t */
             for (int t = 0; t < 40; t++) { /* each token alone, at every position */
                 float *one = run_rows(&cpu_kernels_portable, &w, x + t * cols, 1);
@@ -258,7 +249,7 @@ static void panels_round_trip(void) {
 static void dot_and_axpy(void) {
     const cpu_kernels *tables[] = {&cpu_kernels_portable, has_avx2() ? &cpu_kernels_avx2 : NULL};
     float a[67], b[67], y[67];
-    for (int i = 0; i < 67; i++) a[i] = urand(), b[i] = urand();
+    for (int i = 0; i < 67; i++) a[i] = check_urand(), b[i] = check_urand();
     for (size_t k = 0; k < ARRAY_LEN(tables); k++) {
         if (!tables[k]) continue;
         for (int n = 0; n <= 67; n++) {
@@ -284,8 +275,8 @@ static int attend_case(const cpu_kernels *k, int hd, int len, int run_len) {
     float *keys = xmalloc((size_t)(len * hd) * sizeof(float));
     float *vals = xmalloc((size_t)(len * hd) * sizeof(float));
     double *sc = xmalloc((size_t)len * sizeof(double));
-    for (int i = 0; i < hd; i++) q[i] = 3 * urand();
-    for (int i = 0; i < len * hd; i++) keys[i] = urand(), vals[i] = urand();
+    for (int i = 0; i < hd; i++) q[i] = 3 * check_urand();
+    for (int i = 0; i < len * hd; i++) keys[i] = check_urand(), vals[i] = check_urand();
     const float scale = 1.0f / sqrtf((float)hd);
     float max = -INFINITY, sum = 0;
     for (int p = 0; p < len; p += run_len) {
@@ -330,7 +321,7 @@ static void silu_matches(void) {
     const cpu_kernels *tables[] = {&cpu_kernels_portable, has_avx2() ? &cpu_kernels_avx2 : NULL};
     enum { N = 1003 };
     static float a[N], b[N], orig[N];
-    for (int i = 0; i < N; i++) orig[i] = (i - N / 2) * 0.2f, b[i] = urand();
+    for (int i = 0; i < N; i++) orig[i] = (i - N / 2) * 0.2f, b[i] = check_urand();
     for (size_t t = 0; t < ARRAY_LEN(tables); t++) {
         if (!tables[t]) continue;
         memcpy(a, orig, sizeof a);
@@ -358,7 +349,7 @@ static void matmul_through_pool(void) {
             weight w = random_panels(dtypes[d], rows, cols, exact);
             float *x = xmalloc((size_t)(n * cols) * sizeof(float));
             float *y = xmalloc((size_t)(n * rows) * sizeof(float));
-            for (int64_t i = 0; i < n * cols; i++) x[i] = urand();
+            for (int64_t i = 0; i < n * cols; i++) x[i] = check_urand();
             op_matmul(pool, y, x, n, &w);
             for (int t = 0; t < n; t++)
                 for (int64_t r = 0; r < rows; r++) {
@@ -388,7 +379,7 @@ static void fused_matmul(void) {
     weight w[3];
     float *y[3];
     float *x = xmalloc((size_t)(n * cols) * sizeof(float));
-    for (int64_t i = 0; i < n * cols; i++) x[i] = urand();
+    for (int64_t i = 0; i < n * cols; i++) x[i] = check_urand();
     for (int i = 0; i < 3; i++) {
         exact[i] = xmalloc((size_t)(rows[i] * cols) * sizeof(double));
         w[i] = random_panels(dtypes[i], rows[i], cols, exact[i]);

@@ -5,15 +5,6 @@
 #include "check.h"
 #include "engine/engine.h"
 
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-
-static float urand(void) { /* uniform in [-1, 1) */
-    rng ^= rng << 13;
-    rng ^= rng >> 7;
-    rng ^= rng << 17;
-    return (float)((double)(rng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-
 /* The first index of the largest non-NaN value; 0 when there is none. */
 static int first_max(const float *x, int n) {
     int best = -1;
@@ -40,7 +31,7 @@ static void greedy_is_first_maximum(void) {
     int bad = 0;
     for (int n = 1; n <= 80; n++)
         for (int trial = 0; trial < 6; trial++) {
-            for (int i = 0; i < n; i++) x[i] = urand();
+            for (int i = 0; i < n; i++) x[i] = check_urand();
             if (trial == 1) x[n - 1] = 2;                 /* in the tail */
             if (trial == 2 && n > 3) x[1] = x[n - 2] = 3; /* a tie: the first wins */
             if (trial == 3)
