@@ -34,7 +34,7 @@ $(BUILD)/obj/%_avxvnni.o: CFLAGS += -mavx2 -mfma -mf16c -mbmi2 -mavxvnni
 $(BUILD)/obj/%_avx512.o: CFLAGS += -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni \
                                    -mavx512bf16 -mfma -mf16c -mbmi2
 
-.PHONY: all test unit unit-sanitize integration lint format serve install clean deps bench
+.PHONY: all test unit unit-sanitize integration lint format serve install clean deps bench bench-peer
 all: $(BUILD)/kiln
 
 deps:
@@ -63,6 +63,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libkiln.a
 
 bench: $(BUILD)/kiln $(BENCH_BIN)
 
+# llama.cpp as a peer on this machine (bench/llama_cpp_peer.mjs): node-llama-cpp's prebuilt CPU
+# build from npm; the GPU builds are optional dependencies and left out.
+bench-peer:
+	cd bench/peer && npm install --omit=optional --ignore-scripts --no-audit --no-fund
+
 unit: $(TEST_BIN) $(BUILD)/kiln
 
 test:
@@ -73,13 +78,13 @@ test:
 	@tests/run.sh
 
 lint:
-	@clang-format --dry-run -Werror $$(find src tests/unit bench -name '*.[ch]')
+	@clang-format --dry-run -Werror $$(find src tests/unit bench -name node_modules -prune -o -name '*.[ch]' -print)
 	@cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 	    --inline-suppr --suppress=missingIncludeSystem -Isrc src
 	@echo "lint: ok"
 
 format:
-	clang-format -i $$(find src tests/unit bench -name '*.[ch]')
+	clang-format -i $$(find src tests/unit bench -name node_modules -prune -o -name '*.[ch]' -print)
 
 DEFAULT_MODEL ?= models/kiln-tiny
 

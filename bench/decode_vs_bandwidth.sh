@@ -9,6 +9,7 @@
 #
 #   bench/decode_vs_bandwidth.sh [--shape llama-1b|smollm-135m|tiny-long] [--dtype bf16|f16|f32]
 #                                [--bits 4|8] [-p 512] [-n 128] [-t THREADS] [--rounds 3]
+#                                [--peer]
 #
 # Prints one line per round and a summary with: decode tokens/s, bytes of weights per token,
 # achieved GB/s and its ratio to the read bandwidth (target >= 0.80 for BF16 on llama-1b),
@@ -17,11 +18,15 @@
 # lm_head once per prompt), so a compute-bound miss shows as such.
 # With --bits 4|8 (MLX group 64, llama-1b) the targets are those of quantized weights: decode at
 # >= 0.85 of the read bandwidth, and prefill at >= 1.3x llama.cpp's Q4_0 / Q8_0 pp512 on this
-# kind of machine (the issue's figures, printed next to ours: llama.cpp is not built here).
+# kind of machine (the issue's figures, printed next to ours).
+# With --peer, each round also runs llama.cpp itself on this machine (node-llama-cpp's prebuilt
+# CPU build, installed by `make bench-peer`; bench/llama_cpp_peer.mjs) on the model's GGUF twin
+# (bench/make_random_gguf: Q4_0 / Q8_0 for --bits 4 / 8, else the same float type), and the
+# prefill and decode ratios to it are reported from the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-shape=llama-1b dtype=bf16 bits="" p=512 n=128 threads="" rounds=3
+shape=llama-1b dtype=bf16 bits="" p=512 n=128 threads="" rounds=3 peer=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --shape) shape=$2; shift 2 ;;
@@ -31,7 +36,8 @@ while [ $# -gt 0 ]; do
     -n) n=$2; shift 2 ;;
     -t) threads=$2; shift 2 ;;
     --rounds) rounds=$2; shift 2 ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    --peer) peer=1; shift ;;
+    -h | --help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "decode_vs_bandwidth.sh: unknown argument \"$1\" (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -50,6 +56,13 @@ model="build/models/$name"
 if [ ! -d "$model" ]; then
     mkdir -p build/models
     "$bench_bin/make_random_model" --shape "$shape" --dtype "$dtype" ${bits:+--bits "$bits"} "$model" >&2
+fi
+if [ -n "$peer" ]; then
+    [ -d bench/peer/node_modules/node-llama-cpp ] || make -s bench-peer >&2
+    gguf_type=${bits:+q${bits}_0}
+    gguf_type=${gguf_type:-$dtype}
+    gguf="build/models/$shape-$gguf_type.gguf"
+    [ -f "$gguf" ] || "$bench_bin/make_random_gguf" --shape "$shape" --type "$gguf_type" "$gguf" >&2
 fi
 # The largest weight file stands for all of them (one file below 4 GB; else the first shard).
 file=$(ls -S "$model"/*.safetensors | head -n 1)
@@ -72,8 +85,10 @@ fi
 fma_now() { field gflop_per_s "$($run "$bench_bin/bandwidth" -m fma $tflag)"; }
 fma=$(fma_now)
 echo "model $model ($(lscpu | sed -n 's/^Model name: *//p'), $(date -u +%FT%TZ))"
-printf '%-6s %9s %9s %9s %7s %9s %9s\n' round read_GB/s tg_tok/s tg_GB/s tg/read pp_tok/s pp/tg
-ratios=() tgs=() tggbs=() bws=() pps=() pptg=()
+printf '%-6s %9s %9s %9s %7s %9s %9s' round read_GB/s tg_tok/s tg_GB/s tg/read pp_tok/s pp/tg
+[ -z "$peer" ] || printf ' %9s %9s %7s %7s' lc_tg lc_pp tg/lc pp/lc
+echo
+ratios=() tgs=() tggbs=() bws=() pps=() pptg=() lctgs=() lcpps=() tglc=() pplc=()
 for r in $(seq 1 "$rounds"); do
     bw1=$(read_bw)
     tg=$($run "$kiln" bench "$model" -p 0 -n "$n" -r 1 $tflag)
@@ -90,7 +105,18 @@ for r in $(seq 1 "$rounds"); do
         flops=$(field flops_per_token "$pp")
         pp_ratio=$(awk -v a="$pp_tps" -v b="$tps" 'BEGIN {printf "%.2f", a / b}')
     fi
-    printf '%-6s %9s %9.2f %9.2f %7s %9.1f %9s\n' "$r" "$bw" "$tps" "$gbs" "$ratio" "$pp_tps" "$pp_ratio"
+    printf '%-6s %9s %9.2f %9.2f %7s %9.1f %9s' "$r" "$bw" "$tps" "$gbs" "$ratio" "$pp_tps" "$pp_ratio"
+    if [ -n "$peer" ]; then
+        lc=$($run node bench/llama_cpp_peer.mjs "$gguf" -p "$p" -n "$n" $tflag -r 1)
+        lc_pp=$(field tokens_per_s "$(grep '"pp' <<<"$lc" || true)")
+        lc_tg=$(field tokens_per_s "$(grep '"tg' <<<"$lc")")
+        lc_pp=${lc_pp:-0}
+        tg_lc=$(awk -v a="$tps" -v b="$lc_tg" 'BEGIN {printf "%.2f", a / b}')
+        pp_lc=$(awk -v a="$pp_tps" -v b="$lc_pp" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
+        printf ' %9.2f %9.1f %7s %7s' "$lc_tg" "$lc_pp" "$tg_lc" "$pp_lc"
+        lctgs+=("$lc_tg") lcpps+=("$lc_pp") tglc+=("$tg_lc") pplc+=("$pp_lc")
+    fi
+    echo
     # The FMA peak is the best seen over the run: contention only ever lowers it.
     fma=$(awk -v a="$fma" -v b="$(fma_now)" 'BEGIN {print (b > a ? b : a)}')
     ratios+=("$ratio") tgs+=("$tps") tggbs+=("$gbs") bws+=("$bw") pps+=("$pp_tps") pptg+=("$pp_ratio")
@@ -106,6 +132,19 @@ ceiling=$(awk -v f="$fma" -v fl="${flops:-0}" 'BEGIN {if (fl > 0) printf "%.1f",
 echo "summary ($rounds rounds, medians; $(nproc) cores shared with other work, so expect noise):"
 awk -v t="$m_tg" -v b="$bytes" -v g="$m_gbs" -v n="$n" 'BEGIN {printf "  decode tg%d:       %.2f tokens/s, %.3f GB of weights per token, %.2f GB/s\n", n, t, b / 1e9, g}'
 awk -v b="$m_bw" -v w="$read_what" 'BEGIN {printf "  read bandwidth:   %.2f GB/s (%s, around each decode)\n", b, w}'
+if [ -n "$peer" ]; then
+    m_lctg=$(printf '%s\n' "${lctgs[@]}" | median)
+    m_lcpp=$(printf '%s\n' "${lcpps[@]}" | median)
+    m_tglc=$(printf '%s\n' "${tglc[@]}" | median)
+    m_pplc=$(printf '%s\n' "${pplc[@]}" | median)
+    lc_bytes=$(du -b "$gguf" | cut -f1)
+    awk -v t="$m_lctg" -v b="$lc_bytes" -v bw="$m_bw" -v n="$n" -v r="$m_tglc" -v g="$(basename "$gguf")" 'BEGIN {
+        printf "  llama.cpp here:   tg%d %.2f tokens/s on %s (%.3f GB; %.2f of the read bandwidth); kiln = %.2fx\n", n, t, g, b / 1e9, t * b / 1e9 / bw, r }'
+    if [ "$p" -gt 0 ]; then
+        awk -v pp="$m_lcpp" -v r="$m_pplc" -v p="$p" -v q="$bits" 'BEGIN {
+            printf "  llama.cpp here:   pp%d %.1f tokens/s; kiln = %.2fx%s\n", p, pp, r, q != "" ? "   (target >= 1.30, same machine, same run)" : "" }'
+    fi
+fi
 # llama.cpp's llama-bench on the Llama-3.2-1B shape, 2 threads, 2-core AMD EPYC Zen 4,
 # 2026-11-26, best of two passes (pp512, tg128), from the quantization issue.
 case "$bits" in

@@ -15,6 +15,7 @@
 #define _XOPEN_SOURCE 700
 #include "base/base.h"
 #include "compute/compute.h"
+#include "random_model.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -28,20 +29,6 @@
 
 #define SHARD_LIMIT 4000000000ull
 #define MAX_TENSORS 1024
-
-typedef struct shape {
-    const char *name;
-    int dim, layers, heads, kv_heads, head_dim, ffn, vocab, ctx;
-    double rope_theta, norm_eps;
-    bool llama3_rope;
-} shape;
-
-static const shape shapes[] = {
-    {"llama-1b", 2048, 16, 32, 8, 64, 8192, 128256, 131072, 500000.0, 1e-5, true},
-    {"smollm-135m", 576, 30, 9, 3, 64, 1536, 49152, 2048, 10000.0, 1e-5, false},
-    /* Small enough for server tests, with a context long enough to exercise paging. */
-    {"tiny-long", 64, 2, 4, 2, 16, 192, 512, 65536, 1000000.0, 1e-5, false},
-};
 
 enum kind { K_FLOAT, K_NORM, K_CODES, K_SCALES, K_BIASES };
 
@@ -64,15 +51,6 @@ typedef struct plan {
     const char *float_dtype; /* "BF16", "F16", "F32" */
     size_t float_size;
 } plan;
-
-static uint64_t rng_state;
-
-static inline uint64_t rng_next(void) { /* xorshift64* */
-    rng_state ^= rng_state >> 12;
-    rng_state ^= rng_state << 25;
-    rng_state ^= rng_state >> 27;
-    return rng_state * 0x2545F4914F6CDD1Dull;
-}
 
 static void add(plan *p, const char *name, enum kind k, const char *dtype, int64_t rows,
                 int64_t cols, int64_t fan_in) {
@@ -167,21 +145,7 @@ static void fill(void *buf, size_t n, const tensor *t) {
         if (n & 1) f[n - 1] = 0;
         return;
     }
-    /* Half types: build the 16-bit pattern straight from random bits (a value in ±[amp/2, amp)
-     * with a random mantissa), which is ~20x faster than converting floats one by one. */
-    uint16_t base = to_half(amp * 0.5f, dt); /* exponent of amp/2, mantissa bits masked off */
-    uint16_t mant_mask = !strcmp(dt, "F16") ? 0x3ff : 0x7f;
-    base &= (uint16_t)~mant_mask;
-    uint16_t *h = buf;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        uint64_t r = rng_next();
-        for (int k = 0; k < 4; k++) {
-            uint16_t b = (uint16_t)(r >> (16 * k));
-            h[i + k] = (uint16_t)(base | (b & mant_mask) | (b & 0x8000));
-        }
-    }
-    for (; i < n; i++) h[i] = base;
+    fill_half(buf, n, amp, !strcmp(dt, "F16"));
 }
 
 static void shape_json(char *out, size_t len, const tensor *t) {
@@ -334,16 +298,8 @@ int main(int argc, char **argv) {
         return 2;
     }
     const char *out = argv[optind];
-    const shape *s = NULL;
-    for (size_t i = 0; i < ARRAY_LEN(shapes); i++)
-        if (!strcmp(shapes[i].name, shape_name)) s = &shapes[i];
-    if (!s) {
-        fprintf(stderr,
-                "make_random_model: unknown shape \"%s\" (llama-1b, smollm-135m, "
-                "tiny-long)\n",
-                shape_name);
-        return 2;
-    }
+    const shape *s = shape_named("make_random_model", shape_name);
+    if (!s) return 2;
     static plan p;
     const char *torch_dtype;
     if (!dtype) dtype = bits ? "f16" : "bf16"; /* MLX quantized models mostly carry f16 scales */
@@ -368,8 +324,7 @@ int main(int argc, char **argv) {
     }
     p.bits = bits;
     p.group = group;
-    rng_state = seed * 0x9E3779B97F4A7C15ull + 0x1234567ull;
-    if (!rng_state) rng_state = 1;
+    rng_seed(seed);
     build_plan(&p, s);
 
     uint64_t total = 0, in_shard = 0;
