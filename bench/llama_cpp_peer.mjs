@@ -5,6 +5,7 @@
 // `kiln bench`'s: {"test":"pp512","tokens_per_s":…} and {"test":"tg128",…}. Best of R passes,
 // as llama-bench's figures in docs/PERFORMANCE.md are.
 // usage: node bench/llama_cpp_peer.mjs MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 2]
+import fs from "node:fs";
 import path from "node:path";
 import os from "node:os";
 import { fileURLToPath } from "node:url";
@@ -26,6 +27,10 @@ const opt = (flag, def) => {
 const modelPath = args.find((a, i) => !a.startsWith("-") && (i === 0 || !args[i - 1].startsWith("-")));
 if (!modelPath) {
   console.error("usage: node bench/llama_cpp_peer.mjs MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 2]");
+  process.exit(2);
+}
+if (!fs.existsSync(modelPath)) {
+  console.error(`llama_cpp_peer: ${modelPath}: no such file`);
   process.exit(2);
 }
 const p = opt("-p", 512), n = opt("-n", 128), reps = opt("-r", 2);
@@ -63,9 +68,11 @@ if (n > 0) {
   let best = Infinity;
   for (let r = 0; r < reps; r++)
     best = Math.min(best, await seconds(async () => {
-      let made = 0; // one prompt token, then n - 1 generated: n single-token steps
+      // The generator evaluates lazily: the k-th token it yields comes after k single-token
+      // steps (the prompt token, then each token it generated), so n yields are n steps.
+      let made = 0;
       for await (const _ of sequence.evaluate([tokens[0] ?? 1000], { temperature: 0 }))
-        if (++made >= n - 1) break;
+        if (++made >= n) break;
     }));
   report(`tg${n}`, n, best);
 }
