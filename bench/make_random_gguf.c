@@ -294,15 +294,10 @@ int main(int argc, char **argv) {
             seed = strtoull(optarg, NULL, 0);
         else if (c == 'f')
             force = true;
-        else {
-            fprintf(stderr, "usage: %s\n", usage);
-            return c == 'h' ? 0 : 2;
-        }
+        else
+            return usage_exit(usage, c == 'h' ? 0 : 2);
     }
-    if (optind != argc - 1) {
-        fprintf(stderr, "usage: %s\n", usage);
-        return 2;
-    }
+    if (optind != argc - 1) return usage_exit(usage, 2);
     const shape *s = shape_named("make_random_gguf", shape_name);
     if (!s) return 2;
     const type_info *wt = NULL;

@@ -36,6 +36,12 @@ static inline const shape *shape_named(const char *tool, const char *name) {
     return NULL;
 }
 
+/* Prints a tool's usage line; returns code (0 for --help, 2 for a bad command line). */
+static inline int usage_exit(const char *usage, int code) {
+    fprintf(stderr, "usage: %s\n", usage);
+    return code;
+}
+
 static uint64_t rng_state = 1;
 
 static inline void rng_seed(uint64_t seed) {
