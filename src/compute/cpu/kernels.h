@@ -115,9 +115,15 @@ void attend_portable(float *acc, float *max, float *sum, const float *q, const f
 void attend_avx2(float *acc, float *max, float *sum, const float *q, const float *k, const float *v,
                  int run, int hd, float scale);
 void pack_panels_portable(uint8_t *dst, const weight *w, int64_t p0, int64_t p1);
-/* The calling thread's scratch buffer of at least `floats` floats (scratch.c; grown rarely,
- * freed with the thread; NULL when out of memory). */
-float *kernel_scratch(int64_t floats);
+/* The calling thread's scratch buffer for `use`, of at least `bytes` bytes, 64-byte aligned
+ * (scratch.c; grown rarely, freed with the thread; NULL + error when out of memory). Its
+ * contents last until the thread asks for more of the same use. */
+enum scratch_use {
+    SCRATCH_ACTIVATIONS, /* a quantized matmul's activations, on its calling thread */
+    SCRATCH_PACK,        /* rows a quantized prefill task packs */
+    SCRATCH_USES
+};
+void *thread_scratch(enum scratch_use use, size_t bytes);
 /* AVX-512 dense rows (dense_avx512.c): 32-row × 12-token tiles for prefill. */
 void dense_rows_avx512(float *y, int64_t ldy, const float *x, int n, const weight *w, int64_t r0,
                        int64_t r1);

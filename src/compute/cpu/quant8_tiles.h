@@ -428,7 +428,7 @@ ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const
                                int64_t r0, int64_t r1, const int BITS) {
     const int bpg = w->group_size / QUANT8_BLOCK;
     const int64_t pack_bytes = (int64_t)a->blocks * PACKED_BLOCK(BITS) + (int64_t)a->groups * 64;
-    uint8_t *pack = (uint8_t *)kernel_scratch((pack_bytes + (int64_t)a->n * 32) / 4);
+    uint8_t *pack = thread_scratch(SCRATCH_PACK, (size_t)(pack_bytes + (int64_t)a->n * 32));
     if (!pack) { /* out of memory for one panel: the reference computes the same */
         quant8_rows_portable(y, ldy, a, w, r0, r1);
         return;
@@ -492,7 +492,7 @@ ALWAYS_INLINE void packed_rows16(float *y, int64_t ldy, const quant_act8 *a, con
                                  int64_t r0, int64_t r1, const int BITS) {
     const int bpg = w->group_size / QUANT8_BLOCK;
     const int64_t pack_bytes = (int64_t)a->blocks * PACKED_BLOCK(BITS) + (int64_t)a->groups * 64;
-    uint8_t *pack = (uint8_t *)kernel_scratch((2 * pack_bytes + (int64_t)a->n * 64) / 4);
+    uint8_t *pack = thread_scratch(SCRATCH_PACK, (size_t)(2 * pack_bytes + (int64_t)a->n * 64));
     if (!pack) {
         quant8_rows_portable(y, ldy, a, w, r0, r1);
         return;

@@ -1,32 +1,11 @@
 /*
  * quant_matmul.c — y = x·wᵀ for MLX affine-quantized w on all threads: the activations are
  * quantized once per call (split over tokens), then the rows are split over threads as in
- * matmul.c. The quantized activations live in a per-calling-thread scratch buffer that grows
- * to the largest call and is then reused: after the first step no allocation happens
- * (quant_matmul_reserve plans it ahead).
+ * matmul.c. The quantized activations live in the calling thread's scratch (scratch.c), which
+ * grows to the largest call and is then reused: after the first step no allocation happens
+ * (op_matmul_reserve plans it ahead).
  */
 #include "compute/cpu/kernels.h"
-
-#include <pthread.h>
-
-typedef struct act_scratch {
-    void *mem;
-    size_t size;
-} act_scratch;
-
-static _Thread_local act_scratch scratch;
-static pthread_key_t scratch_key; /* frees a thread's scratch when the thread ends */
-static pthread_once_t scratch_key_once = PTHREAD_ONCE_INIT;
-
-static void scratch_release(void *p) {
-    act_scratch *s = p;
-    aligned_free(s->mem);
-    *s = (act_scratch){0};
-}
-
-static void scratch_key_create(void) {
-    pthread_key_create(&scratch_key, scratch_release);
-}
 
 static size_t act_bytes(int n, int64_t cols, int group_size) {
     size_t groups = (size_t)(cols / group_size);
@@ -61,23 +40,9 @@ int compute_activation_bits(void) {
     return activation_bits;
 }
 
-static int scratch_reserve(size_t bytes) {
-    if (bytes <= scratch.size) return 0;
-    void *mem = aligned_buffer(bytes);
-    if (!mem) return -1;
-    if (!scratch.mem) {
-        pthread_once(&scratch_key_once, scratch_key_create);
-        pthread_setspecific(scratch_key, &scratch);
-    }
-    aligned_free(scratch.mem);
-    scratch.mem = mem;
-    scratch.size = bytes;
-    return 0;
-}
-
 int op_matmul_reserve(int n, int64_t cols) {
     size_t a16 = act_bytes(n, cols, 32), a8 = act8_layout(NULL, NULL, n, cols);
-    return scratch_reserve(a16 > a8 ? a16 : a8);
+    return thread_scratch(SCRATCH_ACTIVATIONS, a16 > a8 ? a16 : a8) ? 0 : -1;
 }
 
 typedef struct quant_job {
@@ -142,7 +107,8 @@ void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int 
         return;
     }
     size_t need = int8 ? act8_layout(NULL, NULL, n, w->cols) : act_bytes(n, w->cols, w->group_size);
-    if (scratch_reserve(need) < 0) {
+    uint8_t *mem = thread_scratch(SCRATCH_ACTIVATIONS, need);
+    if (!mem) {
         /* No memory for the activations (logged once): fall back to the float reference. */
         log_error("quantized matmul: %s", kiln_last_error());
         for (int i = 0; i < count; i++)
@@ -155,14 +121,14 @@ void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int 
                             .group_size = w->group_size,
                             .groups = (int)(w->cols / w->group_size),
                             .blocks = (int)(w->cols / QUANT8_BLOCK)};
-        act8_layout(&j.a8, scratch.mem, n, w->cols);
+        act8_layout(&j.a8, mem, n, w->cols);
         bool four = false; /* only 4-bit decode reads the decode-order copy */
         for (int i = 0; i < count; i++) four |= ws[i]->bits == 4;
         if (n != 1 || !four) j.a8.q4 = NULL;
     } else {
         size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
-        j.a.q = scratch.mem;
-        j.a.dxv = (void *)((uint8_t *)scratch.mem + q_bytes); /* 64-byte aligned */
+        j.a.q = (int16_t *)mem;
+        j.a.dxv = (void *)(mem + q_bytes); /* 64-byte aligned */
         j.a.xs = j.a.dxv + (size_t)n * (size_t)j.a.groups * 8;
         j.a.dx = j.a.xs + (size_t)n * (size_t)j.a.groups;
     }
