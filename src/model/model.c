@@ -5,10 +5,11 @@
 
 #include <string.h>
 
-/* The matmul weights of a model: lm_head first, then each layer's seven; returns how many
- * (out has room for 1 + 7 · n_layers). */
+/* The matmul weights of a model, lm_head first, then each layer's seven, in a new array (the
+ * caller frees it) of *count entries. */
 enum { LAYER_MATMULS = 7 };
-static int matmul_weights(model *m, weight **out) {
+static weight **matmul_weights(model *m, int *count) {
+    weight **out = xmalloc((size_t)(1 + LAYER_MATMULS * m->cfg.n_layers) * sizeof *out);
     int n = 0;
     out[n++] = &m->lm_head;
     for (int l = 0; l < m->cfg.n_layers; l++) {
@@ -17,7 +18,8 @@ static int matmul_weights(model *m, weight **out) {
                                       &w->w_gate, &w->w_up, &w->w_down};
         for (int i = 0; i < LAYER_MATMULS; i++) out[n++] = all[i];
     }
-    return n;
+    *count = n;
+    return out;
 }
 
 /* Refuses, with one clear line, a model whose dense weights would not fit in memory once copied
@@ -41,8 +43,9 @@ static int check_memory(const model *m, weight *const *w, int n) {
 /* Copies the dense matmul weights into panel order (compute.h) and gives their file pages back;
  * quantized weights stay as they are. */
 static int model_to_panels(model *m) {
-    weight **w = xmalloc((size_t)(1 + LAYER_MATMULS * m->cfg.n_layers) * sizeof *w);
-    int n = matmul_weights(m, w), rc = check_memory(m, w, n);
+    int n;
+    weight **w = matmul_weights(m, &n);
+    int rc = check_memory(m, w, n);
     const bool tied = m->embed.data == m->lm_head.data;
     thread_pool *pool = rc == 0 ? pool_create(0) : NULL;
     for (int i = 0; rc == 0 && i < n; i++) {
@@ -97,10 +100,11 @@ void model_free(model *m) {
 }
 
 size_t model_weight_bytes(const model *m) {
-    weight **w = xmalloc((size_t)(1 + LAYER_MATMULS * m->cfg.n_layers) * sizeof *w);
-    size_t total = 0;
+    int n;
     /* matmul_weights hands out writable pointers; here they are only read */
-    for (int i = 0, n = matmul_weights((model *)m, w); i < n; i++) total += weight_bytes(w[i]);
+    weight **w = matmul_weights((model *)m, &n);
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += weight_bytes(w[i]);
     free(w);
     return total;
 }
