@@ -2,8 +2,8 @@
  * http.c — the HTTP side of `kiln serve` on libmicrohttpd, one thread per connection (a
  * streamed response blocks its own thread while it waits for tokens, nobody else's). Routes,
  * authentication, CORS, body limits, and the server's life: bind first, load the model in the
- * background (GET /health says "loading" meanwhile), serve, and on SIGTERM/SIGINT stop
- * accepting, let in-flight requests finish within the grace period, cancel the rest, exit.
+ * background (GET /health says "loading" meanwhile, or why it failed), serve, and on SIGTERM/SIGINT
+ * stop accepting, let in-flight requests finish within the grace period, cancel the rest, exit.
  */
 #include "server/internal.h"
 
@@ -17,6 +17,11 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* A failed model load stays visible on /health ("error" and why) this long before the process
+ * exits non-zero: a supervisor restarts it at once, and deployment tools polling /health
+ * (`kiln deploy watch`, every 0.2 s) must not miss the reason in between. */
+#define LOAD_FAILURE_VISIBLE_S 1.0
 
 typedef struct conn_state {
     strbuf body;
@@ -415,7 +420,8 @@ int server_run(const server_config *cfg) {
     pthread_create(&loader, NULL, load_main, srv);
     int sig = 0, rc = 0;
     bool joined = false;
-    while (!sig) {
+    double failed_at = -1;
+    while (!sig && (failed_at < 0 || now_seconds() - failed_at < LOAD_FAILURE_VISIBLE_S)) {
         struct timespec ts = {0, 200 * 1000000L};
         int s = sigtimedwait(&set, NULL, &ts);
         if (s > 0) sig = s;
@@ -425,7 +431,7 @@ int server_run(const server_config *cfg) {
             if (atomic_load(&srv->state) == STATE_FAILED) {
                 kiln_error("%s", srv->load_error);
                 rc = -1;
-                break;
+                failed_at = now_seconds();
             }
         }
     }
