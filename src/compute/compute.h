@@ -33,6 +33,7 @@ typedef struct weight {
     int64_t rows, cols;
     const void *data;
     bool panels;          /* dense data in panel order (below) */
+    bool interleaved;     /* quantized data, scales and biases in interleaved order (below) */
     int bits, group_size; /* 0 when dense */
     enum dtype scale_dtype;
     const void *scales, *biases;
@@ -51,6 +52,27 @@ typedef struct weight {
 void *weight_to_panels(weight *w, thread_pool *pool);
 /* Element (r, k) of dense w, row-major or panels, as float. */
 float weight_dense_at(const weight *w, int64_t r, int64_t k);
+
+/* Interleaved order, the layout 4- and 8-bit weights run in on x86 (MLX's row-major layout
+ * makes a decode step sum each row's products across a vector, which costs more than the
+ * products on AVX2): rows in tiles of QUANT_TILE_ROWS, each tile one sequential stream of its
+ * groups in order; a group holds its blocks of 32 codes, then the tile's scales, then its
+ * biases (scale dtype, row i at index i). A block is 4-byte quads as 32-bit lanes, lane i =
+ * row i: at 8 bits 8 vectors of 32 bytes, vector j holding codes 4j..4j+3; at 4 bits 4
+ * vectors, vector j's low nibbles codes 8j..8j+3 and high nibbles codes 8j+4..8j+7. So a step
+ * broadcasts four activations and multiplies eight rows at once, with no horizontal sums.
+ * Every kernel computes the same values as on the row-major layout (bit-identical). */
+#define QUANT_TILE_ROWS 8
+/* Whether w (quantized, row-major) can be interleaved: 4 or 8 bits, groups of 32, 64 or 128,
+ * F16 or BF16 scales, whole tiles of rows. */
+bool weight_can_interleave(const weight *w);
+/* Copies w into interleaved order on the threads of pool (may be NULL): returns the new buffer
+ * (the caller frees it) and points w at it; NULL + error when out of memory. */
+void *weight_interleave(weight *w, thread_pool *pool);
+/* Whether loading should interleave the quantized weights that can be: with int8 activations
+ * on the 256-bit kernels (AVX2, AVX2-VNNI), where it is faster; the AVX-512 tiles read MLX's
+ * rows at full speed. KILN_QUANT_LAYOUT=rows keeps MLX's layout (to compare the two). */
+bool compute_interleaves_quantized(void);
 
 static inline bool weight_is_quantized(const weight *w) {
     return w->bits != 0;

@@ -22,44 +22,69 @@ static weight **matmul_weights(model *m, int *count) {
     return out;
 }
 
-/* Refuses, with one clear line, a model whose dense weights would not fit in memory once copied
- * (the copy is anonymous memory: past what is available the OOM killer, not an error, ends it). */
-static int check_memory(const model *m, weight *const *w, int n) {
-    size_t dense = 0;
+/* Refuses, with one clear line, a model whose weights would not fit in memory once copied into
+ * the kernels' layouts (the copy is anonymous memory: past what is available the OOM killer,
+ * not an error, ends it). */
+static int check_memory(const model *m, weight *const *w, int n, bool interleave) {
+    size_t dense = 0, quantized = 0;
     for (int i = 0; i < n; i++)
-        if (!weight_is_quantized(w[i])) dense += weight_bytes(w[i]);
+        if (!weight_is_quantized(w[i]))
+            dense += weight_bytes(w[i]);
+        else if (interleave && weight_can_interleave(w[i]))
+            quantized += weight_bytes(w[i]);
     int64_t avail = memory_available();
-    if (avail >= 0 && (double)dense > 0.95 * (double)avail) {
+    const double copied = (double)(dense + quantized);
+    if (avail >= 0 && copied > 0.95 * (double)avail) {
         const bool gb = avail >= 1000000000;
-        kiln_error("%s: its dense weights need %.1f %s of memory and %.1f %s are available "
-                   "(a quantized copy, kiln convert --bits 4 or 8, needs a quarter or half)",
-                   m->path, (double)dense / (gb ? 1e9 : 1e6), gb ? "GB" : "MB",
-                   (double)avail / (gb ? 1e9 : 1e6), gb ? "GB" : "MB");
+        kiln_error("%s: its %s weights need %.1f %s of memory and %.1f %s are available%s", m->path,
+                   dense ? "dense" : "quantized", copied / (gb ? 1e9 : 1e6), gb ? "GB" : "MB",
+                   (double)avail / (gb ? 1e9 : 1e6), gb ? "GB" : "MB",
+                   dense ? " (a quantized copy, kiln convert --bits 4 or 8, needs a quarter or half)"
+                         : "");
         return -1;
     }
     return 0;
 }
 
-/* Copies the dense matmul weights into panel order (compute.h) and gives their file pages back;
- * quantized weights stay as they are. */
-static int model_to_panels(model *m) {
+/* Gives back the file pages of weight w, now copied into a compute layout. */
+static void drop_file_pages(const weight *w) {
+    if (!weight_is_quantized(w)) {
+        mapped_drop(w->data, weight_bytes(w));
+        return;
+    }
+    const size_t groups = (size_t)(w->rows * (w->cols / w->group_size));
+    mapped_drop(w->data, weight_bytes(w) - 2 * groups * dtype_size(w->scale_dtype));
+    mapped_drop(w->scales, groups * dtype_size(w->scale_dtype));
+    mapped_drop(w->biases, groups * dtype_size(w->scale_dtype));
+}
+
+/* Copies the matmul weights into the layouts the kernels run on (compute.h): dense ones into
+ * panel order, quantized ones into interleaved order where the kernels prefer it; each copy's
+ * file pages are given back, so resident memory stays the model's size. */
+static int model_to_compute_layout(model *m) {
     int n;
     weight **w = matmul_weights(m, &n);
-    int rc = check_memory(m, w, n);
+    const bool interleave = compute_interleaves_quantized();
+    int rc = check_memory(m, w, n, interleave);
     const bool tied = m->embed.data == m->lm_head.data;
     thread_pool *pool = rc == 0 ? pool_create(0) : NULL;
     for (int i = 0; rc == 0 && i < n; i++) {
-        if (weight_is_quantized(w[i])) continue;
-        const void *src = w[i]->data;
-        void *panels = weight_to_panels(w[i], pool);
-        if (!panels)
+        const weight before = *w[i];
+        void *copy = NULL;
+        if (!weight_is_quantized(w[i]))
+            copy = weight_to_panels(w[i], pool);
+        else if (interleave && weight_can_interleave(w[i]))
+            copy = weight_interleave(w[i], pool);
+        else
+            continue;
+        if (!copy)
             rc = -1;
         else {
-            model_own(m, panels);
-            mapped_drop(src, weight_bytes(w[i]));
+            model_own(m, copy);
+            drop_file_pages(&before);
         }
     }
-    if (rc == 0 && tied) m->embed = m->lm_head; /* its file pages are gone: rows come from panels */
+    if (rc == 0 && tied) m->embed = m->lm_head; /* its file pages are gone: rows come from the copy */
     pool_destroy(pool);
     free(w);
     return rc;
@@ -74,7 +99,7 @@ model *model_load(const char *path) {
         return NULL;
     } else
         m = model_load_llama2c(path);
-    if (m && model_to_panels(m) < 0) {
+    if (m && model_to_compute_layout(m) < 0) {
         model_free(m);
         return NULL;
     }

@@ -10,7 +10,9 @@
  *   - op_matmul (threads, token blocks, scratch) matches the same reference;
  *   - the int8-activation path (the default): portable and AVX2 quantizers and kernels are
  *     bit-identical, a token's result does not depend on the batch it is in, and every result
- *     lies within the rounding bound of int8 activations (Σ|w|·dx/2) of the double reference.
+ *     lies within the rounding bound of int8 activations (Σ|w|·dx/2) of the double reference;
+ *   - 4- and 8-bit weights copied into interleaved order read back the same codes and scales,
+ *     and every kernel on them gives the row-major kernels' bits.
  */
 #include "check.h"
 #include "compute/cpu/kernels.h"
@@ -535,6 +537,106 @@ static void test_fused_quantized(void) {
     compute_set_activation_bits(16);
 }
 
+/* Interleaved order (compute.h): the copy reads back every code, scale and bias of the
+ * row-major weight, and every kernel on it (portable, AVX2, AVX-512, AVX-VNNI; one token and
+ * batches; op_matmul on threads) gives the row-major portable kernel's bits. */
+static void one_interleaved(int bits, int group, enum dtype sdt, int64_t rows, int64_t cols,
+                            int n) {
+    qweight q = make_weight(rows, cols, bits, group, sdt);
+    weight il = q.w;
+    CHECK(weight_can_interleave(&il));
+    void *buf = weight_interleave(&il, NULL);
+    CHECK(buf && il.interleaved && !weight_can_interleave(&il));
+    CHECK(weight_bytes(&il) == weight_bytes(&q.w));
+    bool codes_ok = true, scales_ok = true;
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < cols; k++)
+            codes_ok &= quant_code(&il, r, k) == q.codes[r * cols + k];
+        for (int64_t g = 0; g < cols / group; g++)
+            scales_ok &= quant_scale(&il, r, g) == quant_scale(&q.w, r, g) &&
+                         quant_bias(&il, r, g) == quant_bias(&q.w, r, g);
+    }
+    CHECK_MSG(codes_ok && scales_ok, "bits %d group %d: interleaved codes %s, scales %s", bits,
+              group, codes_ok ? "ok" : "differ", scales_ok ? "ok" : "differ");
+    float *x = xmalloc((size_t)(n * cols) * sizeof(float));
+    for (int64_t i = 0; i < n * cols; i++) x[i] = next_float() * (i % 13 == 0 ? 8.0f : 1.0f);
+    size_t ysize = (size_t)(n * rows) * sizeof(float);
+    float *yp = xmalloc(ysize), *yi = xmalloc(ysize);
+    quant_act8 a = make_act8(n, cols, group, false);
+    quantize_act8_portable(&a, x, 0, n);
+    quant8_rows_portable(yp, rows, &a, &q.w, 0, rows);
+    const char *what = "";
+    bool same = true;
+    quant8_rows_portable(yi, rows, &a, &il, 0, rows);
+    if (memcmp(yp, yi, ysize)) same = false, what = "portable";
+    if (have_avx2()) {
+        memset(yi, 0, ysize);
+        quant8_rows_avx2(yi, rows, &a, &il, 0, 8); /* split as op_matmul's tasks are */
+        quant8_rows_avx2(yi, rows, &a, &il, 8, rows);
+        if (same && memcmp(yp, yi, ysize)) same = false, what = "AVX2";
+        if (have_avx512()) {
+            memset(yi, 0, ysize);
+            quant8_rows_avx512(yi, rows, &a, &il, 0, rows);
+            if (same && memcmp(yp, yi, ysize)) same = false, what = "AVX-512";
+        }
+        if (have_avxvnni()) {
+            memset(yi, 0, ysize);
+            quant8_rows_avxvnni(yi, rows, &a, &il, 0, rows);
+            if (same && memcmp(yp, yi, ysize)) same = false, what = "AVX-VNNI";
+        }
+        for (int t = 0; t < n && same; t++) { /* the decode kernel */
+            quant_act8 one = make_act8(1, cols, group, false);
+            quantize_act8_avx2(&one, x + t * cols, 0, 1);
+            quant8_rows_avx2(yi, rows, &one, &il, 0, rows);
+            if (memcmp(yi, yp + t * rows, (size_t)rows * sizeof(float)))
+                same = false, what = "one token (AVX2)";
+            free_act8(&one);
+        }
+    }
+    thread_pool *pool = pool_create(2);
+    memset(yi, 0, ysize);
+    op_matmul(pool, yi, x, n, &il);
+    pool_destroy(pool);
+    if (same && memcmp(yp, yi, ysize)) same = false, what = "op_matmul";
+    CHECK_MSG(same, "bits %d group %d %s %lldx%lld n=%d: interleaved %s differs from row-major",
+              bits, group, dtype_name(sdt), (long long)rows, (long long)cols, n, what);
+    float *d0 = xmalloc((size_t)cols * sizeof(float)), *d1 = xmalloc((size_t)cols * sizeof(float));
+    op_embedding(d0, &q.w, rows - 1);
+    op_embedding(d1, &il, rows - 1);
+    CHECK_MSG(!memcmp(d0, d1, (size_t)cols * sizeof(float)), "bits %d group %d: embedding row",
+              bits, group);
+    free(d0);
+    free(d1);
+    free(x);
+    free(yp);
+    free(yi);
+    free_act8(&a);
+    free(buf);
+    free_weight(&q);
+}
+
+static void test_interleaved(void) {
+    const int bits[] = {4, 8};
+    compute_set_activation_bits(8);
+    for (size_t b = 0; b < ARRAY_LEN(bits); b++)
+        for (size_t g = 0; g < ARRAY_LEN(all_groups); g++) {
+            int group = all_groups[g];
+            one_interleaved(bits[b], group, DT_F16, 16, group * 3, 1);
+            one_interleaved(bits[b], group, DT_BF16, 24, group * 9, 5);
+            one_interleaved(bits[b], group, g % 2 ? DT_F16 : DT_BF16, 32, 1152 / group * group,
+                            17);
+        }
+    /* what stays row-major: other widths, partial tiles, f32 scales */
+    qweight q3 = make_weight(16, 64, 3, 64, DT_F16), q12 = make_weight(12, 64, 4, 64, DT_F16),
+            qf = make_weight(16, 64, 4, 64, DT_F32);
+    CHECK(!weight_can_interleave(&q3.w) && !weight_can_interleave(&q12.w) &&
+          !weight_can_interleave(&qf.w));
+    free_weight(&q3);
+    free_weight(&q12);
+    free_weight(&qf);
+    compute_set_activation_bits(16);
+}
+
 int main(void) {
     if (!have_avx512())
         printf("# no AVX512-VNNI on this CPU: the AVX-512 tiles are not compared\n");
@@ -547,5 +649,6 @@ int main(void) {
     RUN(test_int8_every_bits_and_group);
     RUN(test_int8_edge_activations);
     RUN(test_fused_quantized);
+    RUN(test_interleaved);
     return CHECK_DONE();
 }

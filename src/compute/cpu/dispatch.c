@@ -67,3 +67,12 @@ const cpu_kernels *cpu_kernels_get(void) {
 const char *compute_isa(void) {
     return cpu_kernels_get()->name;
 }
+
+bool compute_interleaves_quantized(void) {
+    const char *layout = getenv("KILN_QUANT_LAYOUT");
+    if (layout && !strcmp(layout, "rows")) return false;
+    if (layout && strcmp(layout, "interleaved") != 0)
+        log_warn("KILN_QUANT_LAYOUT=%s is not one of rows, interleaved: ignored", layout);
+    const char *isa = cpu_kernels_get()->name;
+    return compute_activation_bits() == 8 && (!strcmp(isa, "avx2") || !strcmp(isa, "avx2-vnni"));
+}

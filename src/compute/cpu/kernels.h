@@ -184,6 +184,14 @@ static inline int64_t act8_pos4(int64_t j, int group_size) {
 
 /* Code j of a row of packed codes (a little-endian bit stream). */
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);
+/* Code k, and the scale and bias of group g, of row r of quantized w in either layout
+ * (row-major or interleaved: interleave.c). */
+unsigned quant_code(const weight *w, int64_t r, int64_t k);
+float quant_scale(const weight *w, int64_t r, int64_t g);
+float quant_bias(const weight *w, int64_t r, int64_t g);
+/* A buffer for a weight's copy in a compute layout: 2 MiB-aligned with huge pages when large,
+ * freed with free(); NULL when out of memory (panels.c). */
+uint8_t *weight_buffer(size_t bytes);
 /* Value i of p (F32, F16 or BF16) as float: dense weights, and quantized weights' per-group
  * scales and biases. */
 float value_at(const void *p, enum dtype t, int64_t i);

@@ -1,6 +1,7 @@
 /*
  * panels.c — dense weights in panel order (compute.h): the copy made once at load, and reading
- * one element back (embedding rows of tied weights, tests).
+ * one element back (embedding rows of tied weights, tests); the aligned buffers such copies
+ * (and interleave.c's) live in.
  */
 #include "compute/cpu/kernels.h"
 
@@ -50,15 +51,20 @@ static void pack_task(void *ctx, int task, int n_tasks) {
     cpu_kernels_get()->pack_panels(j->dst, j->w, p0, p1);
 }
 
-void *weight_to_panels(weight *w, thread_pool *pool) {
-    const size_t es = dtype_size(w->dtype);
-    const int64_t panels = (w->rows + WEIGHT_PANEL - 1) / WEIGHT_PANEL;
-    const size_t bytes = (size_t)(panels * WEIGHT_PANEL * w->cols) * es;
+uint8_t *weight_buffer(size_t bytes) {
     /* 2 MiB-aligned so that transparent huge pages can back it (fewer TLB misses in decode) */
     const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
     const size_t alloc = (bytes + align - 1) & ~(align - 1);
     uint8_t *dst = aligned_alloc(align, alloc);
     if (dst && align == HUGE_PAGE) madvise(dst, alloc, MADV_HUGEPAGE);
+    return dst;
+}
+
+void *weight_to_panels(weight *w, thread_pool *pool) {
+    const size_t es = dtype_size(w->dtype);
+    const int64_t panels = (w->rows + WEIGHT_PANEL - 1) / WEIGHT_PANEL;
+    const size_t bytes = (size_t)(panels * WEIGHT_PANEL * w->cols) * es;
+    uint8_t *dst = weight_buffer(bytes);
     if (!dst) {
         kiln_error("out of memory for a %lld x %lld weight in panel order (%zu bytes)",
                    (long long)w->rows, (long long)w->cols, bytes);

@@ -55,15 +55,16 @@ void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weig
         for (int t = 0; t < a->n; t++) {
             float acc = 0;
             for (int g = 0; g < groups; g++) {
-                float s = value_at(w->scales, w->scale_dtype, r * groups + g);
-                float bias = value_at(w->biases, w->scale_dtype, r * groups + g);
+                float s = quant_scale(w, r, g), bias = quant_bias(w, r, g);
                 for (int b = g * bpg; b < (g + 1) * bpg; b++) {
                     const int8_t *q = a->q + act8_at(a, t, b) * QUANT8_BLOCK;
                     int32_t isum = 0;
-                    for (int i = 0; i < QUANT8_BLOCK; i++)
-                        isum +=
-                            (int32_t)quant_code_at(codes, (int64_t)b * QUANT8_BLOCK + i, w->bits) *
-                            q[i];
+                    for (int i = 0; i < QUANT8_BLOCK; i++) {
+                        int64_t k = (int64_t)b * QUANT8_BLOCK + i;
+                        unsigned code = w->interleaved ? quant_code(w, r, k)
+                                                       : quant_code_at(codes, k, w->bits);
+                        isum += (int32_t)code * q[i];
+                    }
                     acc = fmaf((float)isum, s * a->dx[act8_at(a, t, b)], acc);
                 }
                 acc = fmaf(bias, a->xs[act8_at(a, t, g)], acc);

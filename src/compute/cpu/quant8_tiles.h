@@ -389,23 +389,80 @@ ALWAYS_INLINE __m256i token_block(const __m256i w[8], const __m256i ws[8], const
     return isum;
 }
 
-/* All n tokens against the packed rows [r, r + nr): a block's eight quads of codes are loaded
- * once into registers and every token's block (block-major activations: one sequential run)
- * goes against them; the tokens' eight-row sums wait in acc[n][8] (L1). */
-ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const uint8_t *pack,
+/* Where a tile's blocks come from: rows packed per call (pack_rows: quads as bytes, f32 scales
+ * and biases after the blocks) or a tile of an interleaved weight (compute.h: nibbles at 4
+ * bits, its own scale dtype, a group's scales after its blocks). */
+typedef struct tile_source {
+    const uint8_t *p;
+    bool interleaved;
+    enum dtype scale_dtype;
+    int64_t group_bytes; /* interleaved */
+    const float *sc;     /* packed: [group][scales 8 | biases 8] */
+} tile_source;
+
+ALWAYS_INLINE tile_source packed_source(const uint8_t *pack, int blocks, const int BITS) {
+    return (tile_source){.p = pack, .sc = (const void *)(pack + (int64_t)blocks * PACKED_BLOCK(BITS))};
+}
+
+ALWAYS_INLINE tile_source interleaved_source(const weight *w, int64_t r, const int BITS) {
+    const int64_t group_bytes = (int64_t)w->group_size * BITS + 2 * ROWS * 2;
+    const int64_t groups = w->cols / w->group_size;
+    return (tile_source){.p = (const uint8_t *)w->data + r / ROWS * groups * group_bytes,
+                         .interleaved = true,
+                         .scale_dtype = w->scale_dtype,
+                         .group_bytes = group_bytes};
+}
+
+/* Block k of group g as eight vectors of quads, lane i = row i: w the codes (SIGNED8:
+ * |q - 128|), ws the vectors whose signs the activations take (SIGNED8: q - 128). */
+ALWAYS_INLINE void source_block(const tile_source *s, int g, int k, int bpg, __m256i w[8],
+                                __m256i ws[8], const int BITS) {
+    if (!s->interleaved) {
+        const __m256i *pb = (const __m256i *)(s->p + (int64_t)(g * bpg + k) * PACKED_BLOCK(BITS));
+        UNROLL for (int j = 0; j < 8; j++) {
+            w[j] = _mm256_load_si256(pb + j);
+            ws[j] = SIGNED8(BITS) ? _mm256_load_si256(pb + 8 + j) : w[j];
+        }
+        return;
+    }
+    const __m256i *pb = (const __m256i *)(s->p + g * s->group_bytes + k * 32 * BITS);
+    if (BITS == 4) {
+        const __m256i m = _mm256_set1_epi8(0x0f);
+        UNROLL for (int j = 0; j < 4; j++) {
+            const __m256i v = _mm256_loadu_si256(pb + j);
+            ws[2 * j] = w[2 * j] = _mm256_and_si256(v, m);
+            ws[2 * j + 1] = w[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(v, 4), m);
+        }
+        return;
+    }
+    UNROLL for (int j = 0; j < 8; j++) {
+        const __m256i v = _mm256_loadu_si256(pb + j);
+        ws[j] = SIGNED8(BITS) ? _mm256_xor_si256(v, _mm256_set1_epi8(-128)) : v;
+        w[j] = SIGNED8(BITS) ? _mm256_abs_epi8(ws[j]) : v;
+    }
+}
+
+/* The eight rows' scales (bias: 1) of group g. */
+ALWAYS_INLINE __m256 source_scales(const tile_source *s, int g, int bias, const int BITS) {
+    if (!s->interleaved) return _mm256_load_ps(s->sc + g * 16 + 8 * bias);
+    const int64_t at = g * s->group_bytes + s->group_bytes - 2 * ROWS * 2;
+    (void)BITS;
+    return load8(s->p + at, ROWS * bias, s->scale_dtype);
+}
+
+/* All n tokens against the eight rows of src (nr of them valid): a block's eight quads of codes
+ * are loaded once into registers and every token's block (block-major activations: one
+ * sequential run) goes against them; the tokens' eight-row sums wait in acc[n][8] (L1). */
+ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const tile_source *src,
                               float *acc, int nr, int bpg, const int BITS) {
     const int n = a->n;
-    const float *sc = (const void *)(pack + (int64_t)a->blocks * PACKED_BLOCK(BITS));
     for (int t = 0; t < n; t++) _mm256_store_ps(acc + 8 * t, _mm256_setzero_ps());
     for (int g = 0; g < a->groups; g++) {
-        const __m256 sv = _mm256_load_ps(sc + g * 16);
-        for (int b = g * bpg; b < (g + 1) * bpg; b++) {
-            const __m256i *pb = (const __m256i *)(pack + (int64_t)b * PACKED_BLOCK(BITS));
+        const __m256 sv = source_scales(src, g, 0, BITS);
+        for (int k = 0; k < bpg; k++) {
+            const int b = g * bpg + k;
             __m256i w[8], ws[8];
-            UNROLL for (int k = 0; k < 8; k++) {
-                w[k] = _mm256_load_si256(pb + k);
-                ws[k] = SIGNED8(BITS) ? _mm256_load_si256(pb + 8 + k) : w[k];
-            }
+            source_block(src, g, k, bpg, w, ws, BITS);
             const int8_t *x = a->q + act8_at(a, 0, b) * QUANT8_BLOCK;
             const float *dx = a->dx + act8_at(a, 0, b);
             const int32_t *cs = a->csum + act8_at(a, 0, b);
@@ -415,13 +472,70 @@ ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const 
                                                          add_offset(isum, cs[t], BITS), sv, dx[t]));
             }
         }
-        const __m256 bv = _mm256_load_ps(sc + g * 16 + 8);
+        const __m256 bv = source_scales(src, g, 1, BITS);
         const float *xs = a->xs + act8_at(a, 0, g);
         for (int t = 0; t < n; t++)
             _mm256_store_ps(acc + 8 * t, _mm256_fmadd_ps(bv, _mm256_set1_ps(xs[t]),
                                                          _mm256_load_ps(acc + 8 * t)));
     }
     for (int t = 0; t < n; t++) store_rows(y + (int64_t)t * ldy, _mm256_load_ps(acc + 8 * t), nr);
+}
+
+/* ---- interleaved weights (compute.h) ---- */
+
+/* How far ahead of its reads decode prefetches the tile stream: a little over the memory
+ * latency's worth of bytes (dev VM, 4-bit: 1-2 KiB beat 4 KiB and more). */
+#define INTERLEAVED_PREFETCH 2048
+
+/* Rows [r, r + 8) of interleaved w for one token: run_tokens' steps, the sums in a register. */
+ALWAYS_INLINE void interleaved_decode_tile(float *y, const quant_act8 *a, const weight *w,
+                                           int64_t r, const int BITS, const int GS) {
+    const tile_source src = interleaved_source(w, r, BITS);
+    const int bpg = GS / QUANT8_BLOCK;
+    __m256 acc = _mm256_setzero_ps();
+    for (int g = 0; g < a->groups; g++) {
+        const char *ahead = (const char *)src.p + g * src.group_bytes + INTERLEAVED_PREFETCH;
+        UNROLL for (int j = 0; j < (GS * BITS + 2 * ROWS * 2 + 63) / 64; j++)
+            _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
+        const __m256 sv = source_scales(&src, g, 0, BITS);
+        UNROLL for (int k = 0; k < bpg; k++) {
+            const int b = g * bpg + k;
+            __m256i wq[8], ws[8];
+            source_block(&src, g, k, bpg, wq, ws, BITS);
+            const __m256i isum = token_block(wq, ws, a->q + (int64_t)b * QUANT8_BLOCK, BITS);
+            acc = scale_block(acc, add_offset(isum, a->csum[b], BITS), sv, a->dx[b]);
+        }
+        acc = _mm256_fmadd_ps(source_scales(&src, g, 1, BITS), _mm256_set1_ps(a->xs[g]), acc);
+    }
+    _mm256_storeu_ps(y + r, acc);
+}
+
+/* Rows [r0, r1) (whole tiles) of interleaved w for every token. */
+ALWAYS_INLINE void interleaved_rows(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
+                                    int64_t r0, int64_t r1, const int BITS) {
+    if (a->n == 1) {
+        for (int64_t r = r0; r < r1; r += ROWS) switch (w->group_size) {
+            case 32:
+                interleaved_decode_tile(y, a, w, r, BITS, 32);
+                break;
+            case 64:
+                interleaved_decode_tile(y, a, w, r, BITS, 64);
+                break;
+            default:
+                interleaved_decode_tile(y, a, w, r, BITS, 128);
+                break;
+            }
+        return;
+    }
+    float *acc = thread_scratch(SCRATCH_PACK, (size_t)a->n * ROWS * sizeof(float));
+    if (!acc) { /* out of memory for the tokens' sums: the reference computes the same */
+        quant8_rows_portable(y, ldy, a, w, r0, r1);
+        return;
+    }
+    for (int64_t r = r0; r < r1; r += ROWS) {
+        const tile_source src = interleaved_source(w, r, BITS);
+        run_tokens(y + r, ldy, a, &src, acc, ROWS, w->group_size / QUANT8_BLOCK, BITS);
+    }
 }
 
 ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
@@ -437,7 +551,8 @@ ALWAYS_INLINE void packed_rows(float *y, int64_t ldy, const quant_act8 *a, const
     for (int64_t r = r0; r < r1; r += ROWS) {
         const int nr = r1 - r < ROWS ? (int)(r1 - r) : ROWS;
         pack_rows(pack, w, r, nr, a->blocks, BITS);
-        run_tokens(y + r, ldy, a, pack, acc, nr, bpg, BITS);
+        const tile_source src = packed_source(pack, a->blocks, BITS);
+        run_tokens(y + r, ldy, a, &src, acc, nr, bpg, BITS);
     }
 }
 
@@ -510,6 +625,10 @@ ALWAYS_INLINE void packed_rows16(float *y, int64_t ldy, const quant_act8 *a, con
 
 ALWAYS_INLINE void rows_bits(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
                              int64_t r0, int64_t r1, const int BITS) {
+    if (w->interleaved) {
+        interleaved_rows(y, ldy, a, w, r0, r1, BITS);
+        return;
+    }
     if (a->n == 1 && (BITS != 4 || a->q4)) {
         decode_rows(y, a, w, r0, r1, BITS);
         return;

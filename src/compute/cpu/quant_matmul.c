@@ -73,6 +73,8 @@ static void rows_task(void *ctx, int task, int n_tasks) {
     const matmul_part *m = matmul_part_of(j->part, j->count, task, &r0, &r1);
     if (j->a8.q)
         j->k->quant8_rows(m->y, m->w->rows, &j->a8, m->w, r0, r1);
+    else if (m->w->interleaved) /* the int16 kernels read the row-major layout only */
+        quant_rows_reference(m->y, m->w->rows, j->x, j->n, m->w, r0, r1);
     else
         j->k->quant_rows(m->y, m->w->rows, &j->a, 0, j->n, m->w, r0, r1);
 }
@@ -123,7 +125,7 @@ void quant_matmul_fused(thread_pool *pool, float *const *y, const float *x, int 
                             .blocks = (int)(w->cols / QUANT8_BLOCK)};
         act8_layout(&j.a8, mem, n, w->cols);
         bool four = false; /* only 4-bit decode reads the decode-order copy */
-        for (int i = 0; i < count; i++) four |= ws[i]->bits == 4;
+        for (int i = 0; i < count; i++) four |= ws[i]->bits == 4 && !ws[i]->interleaved;
         if (n != 1 || !four) j.a8.q4 = NULL;
     } else {
         size_t q_bytes = ((size_t)n * (size_t)w->cols * sizeof(int16_t) + 63) & ~(size_t)63;
