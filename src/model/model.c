@@ -39,8 +39,9 @@ static int check_memory(const model *m, weight *const *w, int n, bool interleave
         kiln_error("%s: its %s weights need %.1f %s of memory and %.1f %s are available%s", m->path,
                    dense ? "dense" : "quantized", copied / (gb ? 1e9 : 1e6), gb ? "GB" : "MB",
                    (double)avail / (gb ? 1e9 : 1e6), gb ? "GB" : "MB",
-                   dense ? " (a quantized copy, kiln convert --bits 4 or 8, needs a quarter or half)"
-                         : "");
+                   dense
+                       ? " (a quantized copy, kiln convert --bits 4 or 8, needs a quarter or half)"
+                       : "");
         return -1;
     }
     return 0;
@@ -84,7 +85,8 @@ static int model_to_compute_layout(model *m) {
             drop_file_pages(&before);
         }
     }
-    if (rc == 0 && tied) m->embed = m->lm_head; /* its file pages are gone: rows come from the copy */
+    if (rc == 0 && tied)
+        m->embed = m->lm_head; /* its file pages are gone: rows come from the copy */
     pool_destroy(pool);
     free(w);
     return rc;

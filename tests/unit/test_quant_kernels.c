@@ -623,8 +623,7 @@ static void test_interleaved(void) {
             int group = all_groups[g];
             one_interleaved(bits[b], group, DT_F16, 16, group * 3, 1);
             one_interleaved(bits[b], group, DT_BF16, 24, group * 9, 5);
-            one_interleaved(bits[b], group, g % 2 ? DT_F16 : DT_BF16, 32, 1152 / group * group,
-                            17);
+            one_interleaved(bits[b], group, g % 2 ? DT_F16 : DT_BF16, 32, 1152 / group * group, 17);
         }
     /* what stays row-major: other widths, partial tiles, f32 scales */
     qweight q3 = make_weight(16, 64, 3, 64, DT_F16), q12 = make_weight(12, 64, 4, 64, DT_F16),

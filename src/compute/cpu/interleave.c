@@ -31,8 +31,8 @@ static int64_t code_offset(const weight *w, int64_t r, int64_t k, bool *high) {
     const int c = (int)(in_group % QUANT8_BLOCK), lane = (int)(r % QUANT_TILE_ROWS);
     const int per_vector = w->bits == 4 ? 8 : 4; /* codes of one lane in one vector */
     *high = w->bits == 4 && c % 8 >= 4;
-    return group_offset(w, r, k / w->group_size) + block * 32 * w->bits +
-           (c / per_vector) * 32 + lane * 4 + c % 4;
+    return group_offset(w, r, k / w->group_size) + block * 32 * w->bits + (c / per_vector) * 32 +
+           lane * 4 + c % 4;
 }
 
 unsigned quant_code(const weight *w, int64_t r, int64_t k) {

@@ -61,8 +61,8 @@ void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weig
                     int32_t isum = 0;
                     for (int i = 0; i < QUANT8_BLOCK; i++) {
                         int64_t k = (int64_t)b * QUANT8_BLOCK + i;
-                        unsigned code = w->interleaved ? quant_code(w, r, k)
-                                                       : quant_code_at(codes, k, w->bits);
+                        unsigned code =
+                            w->interleaved ? quant_code(w, r, k) : quant_code_at(codes, k, w->bits);
                         isum += (int32_t)code * q[i];
                     }
                     acc = fmaf((float)isum, s * a->dx[act8_at(a, t, b)], acc);

@@ -44,6 +44,16 @@
  * read side by side are eight short streams the hardware prefetcher barely follows (1 KiB rows:
  * 7-8 GB/s with 2 threads on the dev VM against 12 GB/s for the same bytes read linearly, and
  * 12 with this prefetch). */
+/* CALL(GS) with the group size (32, 64 or 128) as a constant, so a group's blocks unroll. */
+#define BY_GROUP_SIZE(gs, CALL)                                                                    \
+    do {                                                                                           \
+        if ((gs) == 32)                                                                            \
+            CALL(32);                                                                              \
+        else if ((gs) == 64)                                                                       \
+            CALL(64);                                                                              \
+        else                                                                                       \
+            CALL(128);                                                                             \
+    } while (0)
 /* Loops over rows, tokens and quads unrolled, so their accumulators live in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
 
@@ -295,17 +305,9 @@ ALWAYS_INLINE void decode_tile(float *y, const quant_act8 *a, const weight *w, i
 ALWAYS_INLINE void decode_rows(float *y, const quant_act8 *a, const weight *w, int64_t r0,
                                int64_t r1, const int BITS) {
     int64_t r = r0;
-    for (; r + ROWS <= r1; r += ROWS) switch (w->group_size) {
-        case 32:
-            decode_tile(y, a, w, r, BITS, 32);
-            break;
-        case 64:
-            decode_tile(y, a, w, r, BITS, 64);
-            break;
-        default:
-            decode_tile(y, a, w, r, BITS, 128);
-            break;
-        }
+#define DECODE_TILE(GS) decode_tile(y, a, w, r, BITS, GS)
+    for (; r + ROWS <= r1; r += ROWS) BY_GROUP_SIZE(w->group_size, DECODE_TILE);
+#undef DECODE_TILE
     /* The last rows (shapes not a multiple of 8): the reference computes the same values. */
     if (r < r1) quant8_rows_portable(y, w->rows, a, w, r, r1);
 }
@@ -401,7 +403,8 @@ typedef struct tile_source {
 } tile_source;
 
 ALWAYS_INLINE tile_source packed_source(const uint8_t *pack, int blocks, const int BITS) {
-    return (tile_source){.p = pack, .sc = (const void *)(pack + (int64_t)blocks * PACKED_BLOCK(BITS))};
+    return (tile_source){.p = pack,
+                         .sc = (const void *)(pack + (int64_t)blocks * PACKED_BLOCK(BITS))};
 }
 
 ALWAYS_INLINE tile_source interleaved_source(const weight *w, int64_t r, const int BITS) {
@@ -514,17 +517,9 @@ ALWAYS_INLINE void interleaved_decode_tile(float *y, const quant_act8 *a, const 
 ALWAYS_INLINE void interleaved_rows(float *y, int64_t ldy, const quant_act8 *a, const weight *w,
                                     int64_t r0, int64_t r1, const int BITS) {
     if (a->n == 1) {
-        for (int64_t r = r0; r < r1; r += ROWS) switch (w->group_size) {
-            case 32:
-                interleaved_decode_tile(y, a, w, r, BITS, 32);
-                break;
-            case 64:
-                interleaved_decode_tile(y, a, w, r, BITS, 64);
-                break;
-            default:
-                interleaved_decode_tile(y, a, w, r, BITS, 128);
-                break;
-            }
+#define DECODE_TILE(GS) interleaved_decode_tile(y, a, w, r, BITS, GS)
+        for (int64_t r = r0; r < r1; r += ROWS) BY_GROUP_SIZE(w->group_size, DECODE_TILE);
+#undef DECODE_TILE
         return;
     }
     float *acc = thread_scratch(SCRATCH_PACK, (size_t)a->n * ROWS * sizeof(float));
