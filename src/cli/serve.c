@@ -18,7 +18,7 @@ static const char *usage =
     "         [--cors-origin O[,O...]] [--max-body B] [--max-connections N] [--timeout S]\n"
     "         [--grace S] [--queue N] [--max-n N] [--temp X] [--top-p P] [--top-k K]\n"
     "         [--min-p P] [--repetition-penalty R] [--max-tokens N] [--seed S]\n"
-    "         [--sse-keepalive S] [--activation-bits 8|16]\n"
+    "         [--sse-keepalive S] " CLI_ENGINE_USAGE "\n"
     "   or: kiln serve --config deploy/NAME/config.json [options above]";
 
 enum {
@@ -51,7 +51,6 @@ enum {
     O_SEED,
     O_CONFIG,
     O_KEEPALIVE,
-    O_ACT_BITS,
     O_HELP
 };
 
@@ -85,7 +84,7 @@ static const struct option options[] = {{"host", 1, 0, O_HOST},
                                         {"seed", 1, 0, O_SEED},
                                         {"config", 1, 0, O_CONFIG},
                                         {"sse-keepalive", 1, 0, O_KEEPALIVE},
-                                        {"activation-bits", 1, 0, O_ACT_BITS},
+                                        CLI_ENGINE_OPTIONS,
                                         {"help", 0, 0, O_HELP},
                                         {0, 0, 0, 0}};
 
@@ -94,7 +93,6 @@ typedef struct serve_args {
     json_t *defaults; /* per-request defaults: the config's "parameters", then flags */
     json_t *config;
     char *model_path_owned;
-    int kv_bits;
 } serve_args;
 
 static void warn_unknown(const json_t *obj, const char *where, const char *const *known, size_t n) {
@@ -322,8 +320,6 @@ static int parse_option(serve_args *a, int c, const char *v) {
         return cli_parse_int("--queue", v, 1, 1 << 20, &s->sched.max_queue);
     case O_KEEPALIVE:
         return cli_parse_int("--sse-keepalive", v, 1, 3600, &s->keepalive_s);
-    case O_ACT_BITS:
-        return cli_set_activation_bits(v);
     case O_MAX_N:
         return cli_parse_int("--max-n", v, 1, 128, &s->max_n);
     case O_TEMP:
@@ -340,8 +336,8 @@ static int parse_option(serve_args *a, int c, const char *v) {
         return set_default_int(a, "max_tokens", "--max-tokens", v, 1, INT32_MAX);
     case O_SEED:
         return set_default_int(a, "seed", "--seed", v, 0, INT32_MAX);
-    default:
-        return 0;
+    default: /* --kv-bits & co (flags win over the config's kv_cache), --activation-bits */
+        return cli_parse_engine_option(c, v, &s->sched.kv) < 0 ? -1 : 0;
     }
 }
 

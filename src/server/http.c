@@ -322,9 +322,15 @@ static void *load_main(void *arg) {
     }
     if (srv->sched) {
         srv->ctx = scheduler_ctx(srv->sched);
-        log_info("model %s ready in %.1fs: context %d, %d parallel sequences, %d threads",
+        const kv_cache_opts *kv = &c->sched.kv;
+        char kv_text[96] = "float";
+        if (kv->bits)
+            snprintf(kv_text, sizeof kv_text, "%d-bit, groups of %d, from position %d", kv->bits,
+                     kv->group_size ? kv->group_size : 64, kv->quantized_start);
+        log_info("model %s ready in %.1fs: context %d, %d parallel sequences, %d threads, "
+                 "KV cache %s",
                  srv->model_id, now_seconds() - t0, srv->ctx,
-                 c->sched.max_seqs > 0 ? c->sched.max_seqs : 16, pool_size(srv->pool));
+                 c->sched.max_seqs > 0 ? c->sched.max_seqs : 16, pool_size(srv->pool), kv_text);
         atomic_store(&srv->state, STATE_READY);
         return NULL;
     }

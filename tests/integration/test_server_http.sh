@@ -195,6 +195,17 @@ start_server "$TMP/s6.log" --config "$TMP/q8.json" || not_ok "8-bit KV config se
 curl -s "$URL/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Tell me about the sea."}],"max_tokens":40,"temperature":0,"logit_bias":{"0":-100,"1":-100,"2":-100}}' >"$TMP/q8out.json"
 expect_eq "config: 8-bit KV cache serves kiln-tiny chat" 40 "$(json_field usage.completion_tokens <"$TMP/q8out.json")"
 if grep -q 'bits' "$TMP/s6.log"; then not_ok "config: 8-bit KV accepted silently" "$(grep bits "$TMP/s6.log")"; else ok "config: 8-bit KV accepted silently"; fi
+grep -q 'KV cache 8-bit, groups of 64, from position 16' "$TMP/s6.log" && ok "config: the ready line names the 8-bit KV cache" ||
+    not_ok "config: the ready line names the 8-bit KV cache" "$(grep ready "$TMP/s6.log")"
+stop_server
+
+# the same KV settings as flags, which win over the config's
+start_server "$TMP/s7.log" --config "$TMP/q8.json" --kv-bits 4 --kv-group-size 32 --kv-quantized-start 0 ||
+    not_ok "4-bit KV flags server starts" "$(tail -3 "$TMP/s7.log")"
+curl -s "$URL/v1/chat/completions" -d '{"messages":[{"role":"user","content":"Tell me about the sea."}],"max_tokens":24,"temperature":0,"logit_bias":{"0":-100,"1":-100,"2":-100}}' >"$TMP/q4out.json"
+expect_eq "flags: 4-bit KV cache serves kiln-tiny chat" 24 "$(json_field usage.completion_tokens <"$TMP/q4out.json")"
+grep -q 'KV cache 4-bit, groups of 32, from position 0' "$TMP/s7.log" && ok "flags: --kv-bits overrides the config's kv_cache" ||
+    not_ok "flags: --kv-bits overrides the config's kv_cache" "$(grep ready "$TMP/s7.log")"
 stop_server
 
 # ---- loading: the port answers before the model is loaded ----
@@ -229,6 +240,8 @@ stop_server
 expect_fail "serve without a model" "usage" "$KILN" serve
 expect_fail "serve a missing model" "not found" "$KILN" serve "$TMP/nothing"
 expect_fail "bad port" "--port" "$KILN" serve "$M" --port 70000
+expect_fail "bad KV bits" '--kv-bits: "5"' "$KILN" serve "$M" --kv-bits 5
+expect_fail "bad KV group size" "--kv-group-size" "$KILN" serve "$M" --kv-bits 8 --kv-group-size 7
 echo '{"model_path": 5}' >"$TMP/bad.json"
 expect_fail "config without model_path" "model_path" "$KILN" serve --config "$TMP/bad.json"
 expect_fail "config not JSON" "bad2.json" "$KILN" serve --config "$TMP/bad2.json"
