@@ -71,7 +71,8 @@ bool weight_can_interleave(const weight *w);
 void *weight_interleave(weight *w, thread_pool *pool);
 /* Whether loading should interleave the quantized weights that can be: with int8 activations
  * on the 256-bit kernels (AVX2, AVX2-VNNI), where it is faster; the AVX-512 tiles read MLX's
- * rows at full speed. KILN_QUANT_LAYOUT=rows keeps MLX's layout (to compare the two). */
+ * rows at full speed. KILN_QUANT_LAYOUT=rows keeps MLX's layout, =interleaved interleaves with
+ * any SIMD table (to compare the two). */
 bool compute_interleaves_quantized(void);
 
 static inline bool weight_is_quantized(const weight *w) {
