@@ -60,17 +60,15 @@ float quant_bias(const weight *w, int64_t r, int64_t g) {
     return value_at(w->data, w->scale_dtype, scale_index(w, r, g) + QUANT_TILE_ROWS);
 }
 
-/* One lane of one vector (compute.h): row bytes `src` of block-relative vector j. 8 bits: codes
- * 4j..4j+3 as they are; 4 bits: the row's codes 8j..8j+3 (two bytes, low nibble first) in the
- * low nibbles and 8j+4..8j+7 (the next two bytes) in the high ones. */
-static void interleave_lane(uint8_t out[4], const uint8_t *block, int j, int bits) {
-    if (bits == 8) {
-        memcpy(out, block + 4 * j, 4);
-        return;
-    }
-    const unsigned lo = block[4 * j] | block[4 * j + 1] << 8;
-    const unsigned hi = block[4 * j + 2] | block[4 * j + 3] << 8;
-    for (int q = 0; q < 4; q++) out[q] = (uint8_t)((lo >> 4 * q & 15) | (hi >> 4 * q & 15) << 4);
+/* One lane of one vector (compute.h) from the row's 32-bit word w at the vector's offset in the
+ * block: 8 bits, codes 4j..4j+3 as they are; 4 bits, the word's 8 nibbles n0..n7 (codes
+ * 8j..8j+7, low nibble first) as n0 n4 n1 n5 n2 n6 n3 n7, i.e. codes 8j..8j+3 in the low
+ * nibbles and 8j+4..8j+7 in the high ones: swap the middle bytes, then the middle nibbles of
+ * each half. */
+static uint32_t interleave_lane(uint32_t w, int bits) {
+    if (bits == 8) return w;
+    w = (w & 0xff0000ffu) | (w & 0x00ff0000u) >> 8 | (w & 0x0000ff00u) << 8;
+    return (w & 0xf00ff00fu) | (w & 0x0f000f00u) >> 4 | (w & 0x00f000f0u) << 4;
 }
 
 /* Tiles [t0, t1) of row-major src into to's interleaved buffer. */
@@ -86,9 +84,12 @@ static void interleave_tiles(const weight *src, const weight *to, int64_t t0, in
                 const uint8_t *row = (const uint8_t *)src->data + r * row_bytes +
                                      g * src->group_size * src->bits / 8;
                 for (int b = 0; b < blocks; b++)
-                    for (int j = 0; j < vectors; j++)
-                        interleave_lane(out + (b * vectors + j) * 32 + 4 * i,
-                                        row + b * 4 * src->bits, j, src->bits);
+                    for (int j = 0; j < vectors; j++) {
+                        uint32_t word;
+                        memcpy(&word, row + b * 4 * src->bits + 4 * j, 4);
+                        word = interleave_lane(word, src->bits);
+                        memcpy(out + (b * vectors + j) * 32 + 4 * i, &word, 4);
+                    }
                 uint16_t *sb = (uint16_t *)(void *)(out + (int64_t)src->group_size * src->bits);
                 memcpy(&sb[i], &scales[r * groups + g], 2);
                 memcpy(&sb[QUANT_TILE_ROWS + i], &biases[r * groups + g], 2);
