@@ -14,15 +14,10 @@ bool weight_can_interleave(const weight *w) {
            w->rows % QUANT_TILE_ROWS == 0 && w->cols % w->group_size == 0 && !w->interleaved;
 }
 
-/* Bytes of one group of one tile: the codes of 8 rows, then 8 scales and 8 biases. */
-static int64_t group_bytes(const weight *w) {
-    return (int64_t)w->group_size * w->bits + 2 * QUANT_TILE_ROWS * 2;
-}
-
 /* Offset of group g of the tile holding row r. */
 static int64_t group_offset(const weight *w, int64_t r, int64_t g) {
     const int64_t groups = w->cols / w->group_size;
-    return (r / QUANT_TILE_ROWS * groups + g) * group_bytes(w);
+    return (r / QUANT_TILE_ROWS * groups + g) * interleaved_group_bytes(w);
 }
 
 /* Offset of the byte holding code k of row r (at 4 bits: in its low or high nibble). */

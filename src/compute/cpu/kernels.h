@@ -184,6 +184,11 @@ static inline int64_t act8_pos4(int64_t j, int group_size) {
 
 /* Code j of a row of packed codes (a little-endian bit stream). */
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);
+/* Bytes of one group of one tile of interleaved w: the codes of its 8 rows, then their 8 scales
+ * and 8 biases (compute.h). */
+static inline int64_t interleaved_group_bytes(const weight *w) {
+    return (int64_t)w->group_size * w->bits + 2 * QUANT_TILE_ROWS * (int64_t)sizeof(uint16_t);
+}
 /* Code k, and the scale and bias of group g, of row r of quantized w in either layout
  * (row-major or interleaved: interleave.c). */
 unsigned quant_code(const weight *w, int64_t r, int64_t k);

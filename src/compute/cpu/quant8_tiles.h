@@ -407,8 +407,8 @@ ALWAYS_INLINE tile_source packed_source(const uint8_t *pack, int blocks, const i
                          .sc = (const void *)(pack + (int64_t)blocks * PACKED_BLOCK(BITS))};
 }
 
-ALWAYS_INLINE tile_source interleaved_source(const weight *w, int64_t r, const int BITS) {
-    const int64_t group_bytes = (int64_t)w->group_size * BITS + 2 * ROWS * 2;
+ALWAYS_INLINE tile_source interleaved_source(const weight *w, int64_t r) {
+    const int64_t group_bytes = interleaved_group_bytes(w);
     const int64_t groups = w->cols / w->group_size;
     return (tile_source){.p = (const uint8_t *)w->data + r / ROWS * groups * group_bytes,
                          .interleaved = true,
@@ -446,10 +446,9 @@ ALWAYS_INLINE void source_block(const tile_source *s, int g, int k, int bpg, __m
 }
 
 /* The eight rows' scales (bias: 1) of group g. */
-ALWAYS_INLINE __m256 source_scales(const tile_source *s, int g, int bias, const int BITS) {
+ALWAYS_INLINE __m256 source_scales(const tile_source *s, int g, int bias) {
     if (!s->interleaved) return _mm256_load_ps(s->sc + g * 16 + 8 * bias);
-    const int64_t at = g * s->group_bytes + s->group_bytes - 2 * ROWS * 2;
-    (void)BITS;
+    const int64_t at = (g + 1) * s->group_bytes - 2 * ROWS * (int64_t)sizeof(uint16_t);
     return load8(s->p + at, ROWS * bias, s->scale_dtype);
 }
 
@@ -461,7 +460,7 @@ ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const 
     const int n = a->n;
     for (int t = 0; t < n; t++) _mm256_store_ps(acc + 8 * t, _mm256_setzero_ps());
     for (int g = 0; g < a->groups; g++) {
-        const __m256 sv = source_scales(src, g, 0, BITS);
+        const __m256 sv = source_scales(src, g, 0);
         for (int k = 0; k < bpg; k++) {
             const int b = g * bpg + k;
             __m256i w[8], ws[8];
@@ -475,7 +474,7 @@ ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const 
                                                          add_offset(isum, cs[t], BITS), sv, dx[t]));
             }
         }
-        const __m256 bv = source_scales(src, g, 1, BITS);
+        const __m256 bv = source_scales(src, g, 1);
         const float *xs = a->xs + act8_at(a, 0, g);
         for (int t = 0; t < n; t++)
             _mm256_store_ps(acc + 8 * t, _mm256_fmadd_ps(bv, _mm256_set1_ps(xs[t]),
@@ -493,14 +492,14 @@ ALWAYS_INLINE void run_tokens(float *y, int64_t ldy, const quant_act8 *a, const 
 /* Rows [r, r + 8) of interleaved w for one token: run_tokens' steps, the sums in a register. */
 ALWAYS_INLINE void interleaved_decode_tile(float *y, const quant_act8 *a, const weight *w,
                                            int64_t r, const int BITS, const int GS) {
-    const tile_source src = interleaved_source(w, r, BITS);
+    const tile_source src = interleaved_source(w, r);
     const int bpg = GS / QUANT8_BLOCK;
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < a->groups; g++) {
         const char *ahead = (const char *)src.p + g * src.group_bytes + INTERLEAVED_PREFETCH;
         UNROLL for (int j = 0; j < (GS * BITS + 2 * ROWS * 2 + 63) / 64; j++)
             _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
-        const __m256 sv = source_scales(&src, g, 0, BITS);
+        const __m256 sv = source_scales(&src, g, 0);
         UNROLL for (int k = 0; k < bpg; k++) {
             const int b = g * bpg + k;
             __m256i wq[8], ws[8];
@@ -508,7 +507,7 @@ ALWAYS_INLINE void interleaved_decode_tile(float *y, const quant_act8 *a, const 
             const __m256i isum = token_block(wq, ws, a->q + (int64_t)b * QUANT8_BLOCK, BITS);
             acc = scale_block(acc, add_offset(isum, a->csum[b], BITS), sv, a->dx[b]);
         }
-        acc = _mm256_fmadd_ps(source_scales(&src, g, 1, BITS), _mm256_set1_ps(a->xs[g]), acc);
+        acc = _mm256_fmadd_ps(source_scales(&src, g, 1), _mm256_set1_ps(a->xs[g]), acc);
     }
     _mm256_storeu_ps(y + r, acc);
 }
@@ -528,7 +527,7 @@ ALWAYS_INLINE void interleaved_rows(float *y, int64_t ldy, const quant_act8 *a, 
         return;
     }
     for (int64_t r = r0; r < r1; r += ROWS) {
-        const tile_source src = interleaved_source(w, r, BITS);
+        const tile_source src = interleaved_source(w, r);
         run_tokens(y + r, ldy, a, &src, acc, ROWS, w->group_size / QUANT8_BLOCK, BITS);
     }
 }
