@@ -27,48 +27,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-typedef struct read_job {
-    const uint8_t *data;
-    size_t size, chunk;
-    uint64_t sink[64]; /* one per task slot, so the loads cannot be optimized away */
-} read_job;
-
-__attribute__((target("avx2"))) static uint64_t read_avx2(const uint8_t *p, size_t n) {
-    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-    size_t i = 0;
-    for (; i + 128 <= n; i += 128) {
-        a0 = _mm256_xor_si256(a0, _mm256_loadu_si256((const __m256i *)(p + i)));
-        a1 = _mm256_xor_si256(a1, _mm256_loadu_si256((const __m256i *)(p + i + 32)));
-        a2 = _mm256_xor_si256(a2, _mm256_loadu_si256((const __m256i *)(p + i + 64)));
-        a3 = _mm256_xor_si256(a3, _mm256_loadu_si256((const __m256i *)(p + i + 96)));
-    }
-    __m256i a = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-    uint64_t s = (uint64_t)_mm256_extract_epi64(a, 0) ^ (uint64_t)_mm256_extract_epi64(a, 3);
-    for (; i < n; i++) s += p[i];
-    return s;
-}
-
-static uint64_t read_plain(const uint8_t *p, size_t n) {
-    uint64_t s = 0;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, p + i, 8);
-        s ^= v;
-    }
-    return s;
-}
-
-static bool has_avx2;
-
-static void read_task(void *ctx, int task, int n_tasks) {
-    (void)n_tasks;
-    read_job *j = ctx;
-    size_t off = (size_t)task * j->chunk;
-    size_t n = j->size - off < j->chunk ? j->size - off : j->chunk;
-    uint64_t s = has_avx2 ? read_avx2(j->data + off, n) : read_plain(j->data + off, n);
-    j->sink[task & 63] ^= s;
-}
-
 /* Peak FMA throughput: independent chains so latency hides behind the two FMA pipes. */
 #define FMA_ITERS 20000000
 __attribute__((target("avx2,fma"))) static void fma_task(void *ctx, int task, int n_tasks) {
@@ -109,18 +67,14 @@ static int cmp_double(const void *a, const void *b) {
 /* Runs `passes` timed passes over data (after one untimed warm-up) and prints one line. */
 static void measure(const char *test, thread_pool *pool, const uint8_t *data, size_t size,
                     size_t chunk, int passes) {
-    read_job j = {.data = data, .size = size, .chunk = chunk};
-    int n_tasks = (int)((size + chunk - 1) / chunk);
     double *gbs = xcalloc((size_t)passes, sizeof *gbs);
-    pool_run(pool, read_task, &j, n_tasks);
+    uint64_t sink = op_read(pool, data, size, chunk);
     for (int p = 0; p < passes; p++) {
         double t0 = now_seconds();
-        pool_run(pool, read_task, &j, n_tasks);
+        sink ^= op_read(pool, data, size, chunk);
         gbs[p] = (double)size / (now_seconds() - t0) / 1e9;
     }
     qsort(gbs, (size_t)passes, sizeof *gbs, cmp_double);
-    uint64_t sink = 0;
-    for (int i = 0; i < 64; i++) sink ^= j.sink[i];
     printf("{\"test\":\"%s\",\"threads\":%d,\"bytes\":%zu,\"passes\":%d,"
            "\"median_gb_per_s\":%.2f,\"peak_gb_per_s\":%.2f,\"min_gb_per_s\":%.2f,"
            "\"checksum\":%llu}\n",
@@ -147,18 +101,17 @@ static void kernel_vs_read(const char *path, thread_pool *pool, size_t chunk, in
     float *x = aligned_buffer((size_t)cols * sizeof(float));
     float *y = aligned_buffer((size_t)w.rows * sizeof(float));
     for (int64_t i = 0; i < cols; i++) x[i] = 1.0f / (float)(i + 1);
-    read_job j = {.data = p, .size = weight_bytes(&w), .chunk = chunk};
-    int n_tasks = (int)((j.size + chunk - 1) / chunk);
+    const size_t bytes = weight_bytes(&w);
     double *rd = xcalloc((size_t)passes, sizeof *rd), *mv = xcalloc((size_t)passes, sizeof *mv);
     op_matmul(pool, y, x, 1, &w);
     for (int i = 0; i < passes; i++) {
         double t0 = now_seconds();
-        pool_run(pool, read_task, &j, n_tasks);
+        op_read(pool, p, bytes, chunk);
         double t1 = now_seconds();
         op_matmul(pool, y, x, 1, &w);
         double t2 = now_seconds();
-        rd[i] = (double)j.size / (t1 - t0) / 1e9;
-        mv[i] = (double)j.size / (t2 - t1) / 1e9;
+        rd[i] = (double)bytes / (t1 - t0) / 1e9;
+        mv[i] = (double)bytes / (t2 - t1) / 1e9;
     }
     double ratio = 0;
     for (int i = 0; i < passes; i++) ratio += mv[i] / rd[i] / passes;
@@ -167,7 +120,7 @@ static void kernel_vs_read(const char *path, thread_pool *pool, size_t chunk, in
     printf("{\"test\":\"matvec_bf16_vs_read\",\"threads\":%d,\"bytes\":%zu,\"isa\":\"%s\","
            "\"read_median_gb_per_s\":%.2f,\"matvec_median_gb_per_s\":%.2f,"
            "\"mean_ratio\":%.3f,\"y0\":%g}\n",
-           pool_size(pool), j.size, compute_isa(), rd[passes / 2], mv[passes / 2], ratio,
+           pool_size(pool), bytes, compute_isa(), rd[passes / 2], mv[passes / 2], ratio,
            (double)y[0]);
     fflush(stdout);
     free(rd);
@@ -248,7 +201,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     __builtin_cpu_init();
-    has_avx2 = __builtin_cpu_supports("avx2");
+    const bool has_avx2 = __builtin_cpu_supports("avx2");
     thread_pool *pool = pool_create(threads);
     size_t chunk = (size_t)chunk_kib << 10;
     char tmp[] = "/tmp/kiln-bandwidth-XXXXXX";

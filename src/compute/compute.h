@@ -121,6 +121,9 @@ int op_matmul_reserve(int n, int64_t cols);
  * Process-wide; set before the first matmul. */
 void compute_set_activation_bits(int bits);
 int compute_activation_bits(void);
+/* Reads bytes at p once on all threads of pool (may be NULL), chunk bytes a task (0: 1 MiB), and
+ * returns a checksum of them: the plain read that decode's weight reads are measured against. */
+uint64_t op_read(thread_pool *pool, const void *p, size_t bytes, size_t chunk);
 /* out[w->cols] = row `row` of w, dequantized (embedding lookup). */
 void op_embedding(float *out, const weight *w, int64_t row);
 /* y = x / rms(x) * g (g may be NULL); y may alias x. */

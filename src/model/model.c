@@ -47,16 +47,30 @@ static int check_memory(const model *m, weight *const *w, int n, bool interleave
     return 0;
 }
 
+/* The memory a weight's bytes live in: one block (dense, interleaved), or MLX's codes, scales
+ * and biases; returns how many of out it filled. */
+typedef struct region {
+    const void *p;
+    size_t bytes;
+} region;
+
+static int weight_regions(const weight *w, region out[3]) {
+    if (!weight_is_quantized(w) || w->interleaved) {
+        out[0] = (region){w->data, weight_bytes(w)};
+        return 1;
+    }
+    const size_t scales =
+        (size_t)(w->rows * (w->cols / w->group_size)) * dtype_size(w->scale_dtype);
+    out[0] = (region){w->data, weight_bytes(w) - 2 * scales};
+    out[1] = (region){w->scales, scales};
+    out[2] = (region){w->biases, scales};
+    return 3;
+}
+
 /* Gives back the file pages of weight w, now copied into a compute layout. */
 static void drop_file_pages(const weight *w) {
-    if (!weight_is_quantized(w)) {
-        mapped_drop(w->data, weight_bytes(w));
-        return;
-    }
-    const size_t groups = (size_t)(w->rows * (w->cols / w->group_size));
-    mapped_drop(w->data, weight_bytes(w) - 2 * groups * dtype_size(w->scale_dtype));
-    mapped_drop(w->scales, groups * dtype_size(w->scale_dtype));
-    mapped_drop(w->biases, groups * dtype_size(w->scale_dtype));
+    region r[3];
+    for (int i = 0, n = weight_regions(w, r); i < n; i++) mapped_drop(r[i].p, r[i].bytes);
 }
 
 /* Copies the matmul weights into the layouts the kernels run on (compute.h): dense ones into
@@ -124,6 +138,19 @@ void model_free(model *m) {
     tensor_store_free(m->store);
     unmap_file(&m->bin);
     free(m);
+}
+
+uint64_t model_read_weights(const model *m, thread_pool *pool) {
+    int n;
+    weight **w = matmul_weights((model *)m, &n); /* only read */
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        region r[3];
+        for (int k = 0, nr = weight_regions(w[i], r); k < nr; k++)
+            sum ^= op_read(pool, r[k].p, r[k].bytes, 0);
+    }
+    free(w);
+    return sum;
 }
 
 size_t model_weight_bytes(const model *m) {

@@ -92,5 +92,8 @@ model *model_load(const char *path);
 void model_free(model *m);
 /* Bytes of weights one decode step reads (all layers + lm_head; one embedding row ignored). */
 size_t model_weight_bytes(const model *m);
+/* Reads the bytes model_weight_bytes counts, where and as the model holds them, once with
+ * op_read (the plain read decode is measured against); returns their checksum. */
+uint64_t model_read_weights(const model *m, thread_pool *pool);
 
 #endif

@@ -51,6 +51,25 @@ console.log(layers + att(16) + lm / 16, layers + att(4) + lm);' "$HF/config.json
 got="$(sed -n 's/.*"test":"pp16".*"flops_per_token":\([0-9]*\).*/\1/p' <<<"$bench_out") $(sed -n 's/.*"test":"tg4".*"flops_per_token":\([0-9]*\).*/\1/p' <<<"$bench_out")"
 expect_eq "bench flops_per_token: lm_head once per prompt, every decoded token" "$want" "$got"
 
+# --vs-read follows each decoded token with a plain read of the same weight bytes and reports
+# the median ratio of the two read rates; without it, neither field.
+vs=$("$KILN" bench "$HF" -p 0 -n 8 -r 1 --vs-read | grep '"test":"tg8"')
+plain=$(sed -n 's/.*"plain_read_gb_per_s":\([0-9.]*\).*/\1/p' <<<"$vs")
+ratio=$(sed -n 's/.*"decode_vs_read":\([0-9.]*\).*/\1/p' <<<"$vs")
+if awk -v p="$plain" -v r="$ratio" 'BEGIN {exit !(p > 0 && r > 0 && r < 100)}'; then
+    ok "bench --vs-read reports the plain read and the ratio"
+else
+    not_ok "bench --vs-read reports the plain read and the ratio" "$vs"
+fi
+if grep -q 'decode_vs_read' <<<"$bench_out"; then not_ok "no ratio without --vs-read" "$bench_out"; else ok "no ratio without --vs-read"; fi
+# KILN_QUANT_LAYOUT names a layout; anything else is said, not silently taken.
+layout_err=$(KILN_QUANT_LAYOUT=columns "$KILN" bench "$HF" -p 4 -n 0 -r 1 2>&1 >/dev/null)
+if grep -q 'KILN_QUANT_LAYOUT=columns is not one of rows, interleaved' <<<"$layout_err"; then
+    ok "an unknown KILN_QUANT_LAYOUT is reported"
+else
+    not_ok "an unknown KILN_QUANT_LAYOUT is reported" "$layout_err"
+fi
+
 # KILN_ISA names a kernel table; anything else is said, not silently taken.
 isa_err=$(KILN_ISA=avx9 "$KILN" bench "$HF" -p 4 -n 0 -r 1 2>&1 >/dev/null)
 if grep -q 'KILN_ISA=avx9 is not one of portable, avx2, avx2-vnni, avx512' <<<"$isa_err"; then

@@ -70,9 +70,11 @@ const char *compute_isa(void) {
 
 bool compute_interleaves_quantized(void) {
     const char *layout = getenv("KILN_QUANT_LAYOUT"), *isa = cpu_kernels_get()->name;
+    if (layout && strcmp(layout, "rows") != 0 && strcmp(layout, "interleaved") != 0) {
+        log_warn("KILN_QUANT_LAYOUT=%s is not one of rows, interleaved: ignored", layout);
+        layout = NULL;
+    }
     if (compute_activation_bits() != 8 || !strcmp(isa, "portable")) return false;
-    if (layout && !strcmp(layout, "rows")) return false;
-    if (layout && !strcmp(layout, "interleaved")) return true;
-    if (layout) log_warn("KILN_QUANT_LAYOUT=%s is not one of rows, interleaved: ignored", layout);
+    if (layout) return !strcmp(layout, "interleaved");
     return !strcmp(isa, "avx2") || !strcmp(isa, "avx2-vnni");
 }
