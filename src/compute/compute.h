@@ -121,7 +121,8 @@ int op_matmul_reserve(int n, int64_t cols);
  * Process-wide; set before the first matmul. */
 void compute_set_activation_bits(int bits);
 int compute_activation_bits(void);
-/* Reads bytes at p once on all threads of pool (may be NULL), chunk bytes a task (0: 1 MiB), and
+/* Reads bytes at p once on all threads of pool (may be NULL), chunk bytes a task (0: 1 MiB, less
+ * for small reads so every thread has work), and
  * returns a checksum of them: the plain read that decode's weight reads are measured against. */
 uint64_t op_read(thread_pool *pool, const void *p, size_t bytes, size_t chunk);
 /* out[w->cols] = row `row` of w, dequantized (embedding lookup). */

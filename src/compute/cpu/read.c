@@ -53,7 +53,11 @@ static void read_task(void *ctx, int task, int n_tasks) {
 
 uint64_t op_read(thread_pool *pool, const void *p, size_t bytes, size_t chunk) {
     if (bytes == 0) return 0;
-    if (chunk == 0) chunk = (size_t)1 << 20;
+    if (chunk == 0) { /* 1 MiB, or less so that every thread gets at least four chunks */
+        const size_t share = bytes / (4 * (size_t)pool_size(pool));
+        chunk = share < ((size_t)1 << 20) ? (share + 4095) & ~(size_t)4095 : (size_t)1 << 20;
+        if (chunk < 65536) chunk = 65536;
+    }
     read_job j = {.p = p, .bytes = bytes, .chunk = chunk};
     j.avx2 = strcmp(compute_isa(), "portable") != 0;
     pool_run(pool, read_task, &j, (int)((bytes + chunk - 1) / chunk));
