@@ -55,6 +55,18 @@ for pair in "8 0.03" "6 0.1" "4 0.35"; do
     fi
 done
 
+# 2b. loading interleaves 4- and 8-bit weights on AVX2 (compute.h): the logits are the same bits
+# as on MLX's layout, in place (KILN_QUANT_LAYOUT=rows), whatever the CPU picks by default
+for bits in 8 4; do
+    KILN_QUANT_LAYOUT=rows "$KILN" logits "$TMP/gqa-$bits" --tokens "$toks" --out "$TMP/rows.f32" &&
+        KILN_QUANT_LAYOUT=interleaved "$KILN" logits "$TMP/gqa-$bits" --tokens "$toks" --out "$TMP/il.f32"
+    if cmp -s "$TMP/rows.f32" "$TMP/il.f32" && [ -s "$TMP/il.f32" ]; then
+        ok "convert $bits-bit: the same logits on MLX's layout and interleaved"
+    else
+        not_ok "convert $bits-bit: the same logits on MLX's layout and interleaved" "$(cmp "$TMP/rows.f32" "$TMP/il.f32" 2>&1)"
+    fi
+done
+
 # 3. a mixed recipe: per-layer bits as mlx-lm's mixed_3_6 chooses them, and it loads
 out="$TMP/mixed"
 if "$KILN" convert "$d" "$out" --recipe mixed_3_6 --quiet && "$KILN" logits "$out" --tokens "$toks" --out "$TMP/m.f32"; then
