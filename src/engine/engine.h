@@ -16,9 +16,11 @@ typedef struct kv_cache_opts {
     int block_size;     /* positions per block (default 16) */
     int64_t max_tokens; /* total positions over all sequences (default: model context) */
     int max_seqs;       /* sequence slots (default 64) */
-    /* Quantized KV (issue 5): bits 0 (float), 4 or 8; group size; first quantized position. */
+    /* Quantized KV (issue 5): bits 0 (float), 4 or 8; group size (0: KV_GROUP_SIZE_DEFAULT);
+     * first quantized position. */
     int bits, group_size, quantized_start;
 } kv_cache_opts;
+#define KV_GROUP_SIZE_DEFAULT 64
 
 kv_cache *kv_cache_create(const model *m, const kv_cache_opts *opts); /* NULL + error */
 void kv_cache_free(kv_cache *kv);

@@ -60,7 +60,7 @@ static int check_quant_opts(const model *m, const kv_cache_opts *o) {
 
 kv_cache *kv_cache_create(const model *m, const kv_cache_opts *opts) {
     kv_cache_opts o = opts ? *opts : (kv_cache_opts){0};
-    if (o.bits != 0 && o.group_size == 0) o.group_size = 64;
+    if (o.bits != 0 && o.group_size == 0) o.group_size = KV_GROUP_SIZE_DEFAULT;
     if (check_quant_opts(m, &o) < 0) return NULL;
     if (o.block_size <= 0) o.block_size = 16;
     if (o.max_tokens <= 0) o.max_tokens = m->cfg.max_seq_len < 4096 ? m->cfg.max_seq_len : 4096;

@@ -22,16 +22,24 @@ static weight **matmul_weights(model *m, int *count) {
     return out;
 }
 
+/* Whether loading copies w into a compute layout: dense weights always (panel order), quantized
+ * ones when the kernels prefer interleaved order and w can take it. */
+static bool copied_at_load(const weight *w, bool interleave) {
+    return !weight_is_quantized(w) || (interleave && weight_can_interleave(w));
+}
+
 /* Refuses, with one clear line, a model whose weights would not fit in memory once copied into
  * the kernels' layouts (the copy is anonymous memory: past what is available the OOM killer,
  * not an error, ends it). */
 static int check_memory(const model *m, weight *const *w, int n, bool interleave) {
     size_t dense = 0, quantized = 0;
-    for (int i = 0; i < n; i++)
-        if (!weight_is_quantized(w[i]))
-            dense += weight_bytes(w[i]);
-        else if (interleave && weight_can_interleave(w[i]))
+    for (int i = 0; i < n; i++) {
+        if (!copied_at_load(w[i], interleave)) continue;
+        if (weight_is_quantized(w[i]))
             quantized += weight_bytes(w[i]);
+        else
+            dense += weight_bytes(w[i]);
+    }
     int64_t avail = memory_available();
     const double copied = (double)(dense + quantized);
     if (avail >= 0 && copied > 0.95 * (double)avail) {
@@ -84,14 +92,10 @@ static int model_to_compute_layout(model *m) {
     const bool tied = m->embed.data == m->lm_head.data;
     thread_pool *pool = rc == 0 ? pool_create(0) : NULL;
     for (int i = 0; rc == 0 && i < n; i++) {
+        if (!copied_at_load(w[i], interleave)) continue;
         const weight before = *w[i];
-        void *copy = NULL;
-        if (!weight_is_quantized(w[i]))
-            copy = weight_to_panels(w[i], pool);
-        else if (interleave && weight_can_interleave(w[i]))
-            copy = weight_interleave(w[i], pool);
-        else
-            continue;
+        void *copy = weight_is_quantized(w[i]) ? weight_interleave(w[i], pool)
+                                               : weight_to_panels(w[i], pool);
         if (!copy)
             rc = -1;
         else {

@@ -326,7 +326,7 @@ static void *load_main(void *arg) {
         char kv_text[96] = "float";
         if (kv->bits)
             snprintf(kv_text, sizeof kv_text, "%d-bit, groups of %d, from position %d", kv->bits,
-                     kv->group_size ? kv->group_size : 64, kv->quantized_start);
+                     kv->group_size ? kv->group_size : KV_GROUP_SIZE_DEFAULT, kv->quantized_start);
         log_info("model %s ready in %.1fs: context %d, %d parallel sequences, %d threads, "
                  "KV cache %s",
                  srv->model_id, now_seconds() - t0, srv->ctx,

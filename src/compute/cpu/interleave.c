@@ -106,13 +106,8 @@ static void interleave_task(void *ctx, int task, int n_tasks) {
 
 void *weight_interleave(weight *w, thread_pool *pool) {
     const size_t bytes = weight_bytes(w);
-    uint8_t *dst = weight_buffer(bytes);
-    if (!dst) {
-        kiln_error("out of memory for a %lld x %lld quantized weight in interleaved order "
-                   "(%zu bytes)",
-                   (long long)w->rows, (long long)w->cols, bytes);
-        return NULL;
-    }
+    uint8_t *dst = weight_buffer(w, bytes, "interleaved");
+    if (!dst) return NULL;
     weight to = *w;
     to.data = dst;
     to.interleaved = true;

@@ -186,17 +186,19 @@ static inline int64_t act8_pos4(int64_t j, int group_size) {
 unsigned quant_code_at(const uint32_t *row, int64_t j, int bits);
 /* Bytes of one group of one tile of interleaved w: the codes of its 8 rows, then their 8 scales
  * and 8 biases (compute.h). */
+#define INTERLEAVED_GROUP_BYTES(group_size, bits)                                                  \
+    ((int64_t)(group_size) * (bits) + 2 * QUANT_TILE_ROWS * (int64_t)sizeof(uint16_t))
 static inline int64_t interleaved_group_bytes(const weight *w) {
-    return (int64_t)w->group_size * w->bits + 2 * QUANT_TILE_ROWS * (int64_t)sizeof(uint16_t);
+    return INTERLEAVED_GROUP_BYTES(w->group_size, w->bits);
 }
 /* Code k, and the scale and bias of group g, of row r of quantized w in either layout
  * (row-major or interleaved: interleave.c). */
 unsigned quant_code(const weight *w, int64_t r, int64_t k);
 float quant_scale(const weight *w, int64_t r, int64_t g);
 float quant_bias(const weight *w, int64_t r, int64_t g);
-/* A buffer for a weight's copy in a compute layout: 2 MiB-aligned with huge pages when large,
- * freed with free(); NULL when out of memory (panels.c). */
-uint8_t *weight_buffer(size_t bytes);
+/* A buffer of bytes for w's copy in a compute layout (named in the error): 2 MiB-aligned with
+ * huge pages when large, freed with free(); NULL + error when out of memory (panels.c). */
+uint8_t *weight_buffer(const weight *w, size_t bytes, const char *layout);
 /* Value i of p (F32, F16 or BF16) as float: dense weights, and quantized weights' per-group
  * scales and biases. */
 float value_at(const void *p, enum dtype t, int64_t i);

@@ -51,7 +51,7 @@ static void pack_task(void *ctx, int task, int n_tasks) {
     cpu_kernels_get()->pack_panels(j->dst, j->w, p0, p1);
 }
 
-uint8_t *weight_buffer(size_t bytes) {
+uint8_t *weight_buffer(const weight *w, size_t bytes, const char *layout) {
     /* 2 MiB-aligned so that transparent huge pages can back it (fewer TLB misses in decode) */
     const size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : 64;
     const size_t alloc = (bytes + align - 1) & ~(align - 1);
@@ -59,6 +59,9 @@ uint8_t *weight_buffer(size_t bytes) {
     /* Only the whole huge pages: one over the last partial one would make all 2 MiB of it
      * resident (1B 4-bit: 110 MB more than the model, over 113 weights). */
     if (dst && align == HUGE_PAGE) madvise(dst, bytes & ~(HUGE_PAGE - 1), MADV_HUGEPAGE);
+    if (!dst)
+        kiln_error("out of memory for a %lld x %lld weight in %s order (%zu bytes)",
+                   (long long)w->rows, (long long)w->cols, layout, bytes);
     return dst;
 }
 
@@ -66,12 +69,8 @@ void *weight_to_panels(weight *w, thread_pool *pool) {
     const size_t es = dtype_size(w->dtype);
     const int64_t panels = (w->rows + WEIGHT_PANEL - 1) / WEIGHT_PANEL;
     const size_t bytes = (size_t)(panels * WEIGHT_PANEL * w->cols) * es;
-    uint8_t *dst = weight_buffer(bytes);
-    if (!dst) {
-        kiln_error("out of memory for a %lld x %lld weight in panel order (%zu bytes)",
-                   (long long)w->rows, (long long)w->cols, bytes);
-        return NULL;
-    }
+    uint8_t *dst = weight_buffer(w, bytes, "panel");
+    if (!dst) return NULL;
     pack_job j = {.dst = dst, .w = w, .panels = panels, .per_task = 64};
     pool_run(pool, pack_task, &j, (int)((panels + j.per_task - 1) / j.per_task));
     w->data = dst;

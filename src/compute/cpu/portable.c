@@ -49,14 +49,11 @@ unsigned quant_code_at(const uint32_t *row, int64_t j, int bits) {
 }
 
 void dequantize_row(float *out, const weight *w, int64_t row) {
-    const uint32_t *codes = (const uint32_t *)w->data + row * (w->cols * w->bits / 32);
     int64_t groups = w->cols / w->group_size;
     for (int64_t g = 0; g < groups; g++) {
         float s = quant_scale(w, row, g), b = quant_bias(w, row, g);
         for (int64_t j = g * w->group_size; j < (g + 1) * w->group_size; j++)
-            out[j] = s * (float)(w->interleaved ? quant_code(w, row, j)
-                                                : quant_code_at(codes, j, w->bits)) +
-                     b;
+            out[j] = s * (float)quant_code(w, row, j) + b;
     }
 }
 

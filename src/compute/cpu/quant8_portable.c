@@ -49,9 +49,7 @@ void quantize_act8_portable(quant_act8 *a, const float *x, int t0, int t1) {
 void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weight *w, int64_t r0,
                           int64_t r1) {
     const int groups = a->groups, bpg = w->group_size / QUANT8_BLOCK;
-    const int64_t words = w->cols * w->bits / 32;
     for (int64_t r = r0; r < r1; r++) {
-        const uint32_t *codes = (const uint32_t *)w->data + r * words;
         for (int t = 0; t < a->n; t++) {
             float acc = 0;
             for (int g = 0; g < groups; g++) {
@@ -59,12 +57,8 @@ void quant8_rows_portable(float *y, int64_t ldy, const quant_act8 *a, const weig
                 for (int b = g * bpg; b < (g + 1) * bpg; b++) {
                     const int8_t *q = a->q + act8_at(a, t, b) * QUANT8_BLOCK;
                     int32_t isum = 0;
-                    for (int i = 0; i < QUANT8_BLOCK; i++) {
-                        int64_t k = (int64_t)b * QUANT8_BLOCK + i;
-                        unsigned code =
-                            w->interleaved ? quant_code(w, r, k) : quant_code_at(codes, k, w->bits);
-                        isum += (int32_t)code * q[i];
-                    }
+                    for (int i = 0; i < QUANT8_BLOCK; i++)
+                        isum += (int32_t)quant_code(w, r, (int64_t)b * QUANT8_BLOCK + i) * q[i];
                     acc = fmaf((float)isum, s * a->dx[act8_at(a, t, b)], acc);
                 }
                 acc = fmaf(bias, a->xs[act8_at(a, t, g)], acc);

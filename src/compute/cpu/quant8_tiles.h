@@ -497,7 +497,7 @@ ALWAYS_INLINE void interleaved_decode_tile(float *y, const quant_act8 *a, const 
     __m256 acc = _mm256_setzero_ps();
     for (int g = 0; g < a->groups; g++) {
         const char *ahead = (const char *)src.p + g * src.group_bytes + INTERLEAVED_PREFETCH;
-        UNROLL for (int j = 0; j < (GS * BITS + 2 * ROWS * 2 + 63) / 64; j++)
+        UNROLL for (int j = 0; j < (INTERLEAVED_GROUP_BYTES(GS, BITS) + 63) / 64; j++)
             _mm_prefetch(ahead + 64 * j, _MM_HINT_T0);
         const __m256 sv = source_scales(&src, g, 0);
         UNROLL for (int k = 0; k < bpg; k++) {
